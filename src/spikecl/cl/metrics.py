@@ -1,0 +1,97 @@
+"""Continual-learning metrics: per-epoch records, the accuracy matrix, backward transfer and forgetting."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spikecl.data import SpikeDataset, Task
+from spikecl.engine import Evaluation
+from spikecl.utils.atomic import write_text
+
+METRIC_COLUMNS = ["phase", "task", "epoch", "subset", "accuracy", "loss", "train_loss", "seconds"]
+
+
+@dataclass
+class Recorder:
+    """Collects one row per (evaluation, subset) and rewrites ``metrics.csv`` atomically after each epoch,
+    so a run that stops early keeps everything evaluated so far."""
+
+    path: Path
+    tasks: list[Task]
+    rows: list[dict] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def subsets(self, task_index: int, progressive: bool) -> dict[str, np.ndarray]:
+        """Test-index sets reported after training on ``task_index``: old, new, all (and per task)."""
+        tests = [t.test for t in self.tasks]
+        out = {"old": tests[0]}
+        if task_index > 0:
+            out["new"] = tests[task_index]
+        if progressive:
+            out["seen"] = np.concatenate(tests[:task_index + 1])
+            out.update({f"task{j}": t for j, t in enumerate(tests)})
+        out["all"] = np.concatenate(tests)
+        return out
+
+    def record(self, phase: str, task_index: int, epoch: int, ev: Evaluation, progressive: bool,
+               train_loss: float | None = None) -> dict[str, float]:
+        """Add the rows of one evaluation; returns accuracy per subset."""
+        accs = {}
+        for name, members in self.subsets(task_index, progressive).items():
+            mask = ev.subset(members)
+            accs[name] = ev.accuracy(mask)
+            self.rows.append({"phase": phase, "task": task_index, "epoch": epoch, "subset": name,
+                              "accuracy": accs[name], "loss": ev.loss(mask), "train_loss": train_loss,
+                              "seconds": round(time.perf_counter() - self.started, 3)})
+        self.flush()
+        return accs
+
+    def flush(self) -> None:
+        """Write every row so far to ``metrics.csv``."""
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text(self.path, buf.getvalue())
+
+
+def task_accuracies(ev: Evaluation, tasks: list[Task]) -> list[float]:
+    """Accuracy on each task's test portion."""
+    return [ev.accuracy(ev.subset(t.test)) for t in tasks]
+
+
+def backward_transfer(matrix: np.ndarray) -> float:
+    """BWT (Lopez-Paz & Ranzato 2017): mean over tasks j < n of R[n, j] - R[j, j]; R[i, j] is the accuracy on
+    task j after learning task i (row 0: after pretraining). NaN with a single task."""
+    n = matrix.shape[0] - 1
+    if n < 1:
+        return float("nan")
+    return float(np.mean([matrix[n, j] - matrix[j, j] for j in range(n)]))
+
+
+def forgetting_per_task(matrix: np.ndarray) -> list[float]:
+    """Forgetting of task j (Chaudhry et al. 2018): best accuracy on it before the last task minus the final
+    one, for every task learned before the last."""
+    n = matrix.shape[0] - 1
+    return [float(matrix[j:n, j].max() - matrix[n, j]) for j in range(n)]
+
+
+def per_group_accuracy(before: Evaluation, after: Evaluation, data: SpikeDataset) -> str:
+    """CSV text: test accuracy per class and per speaker, before (pretrained) and after continual learning."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["group", "id", "name", "samples", "accuracy_before", "accuracy"])
+    for group, values in (("class", data.labels), ("speaker", data.speakers)):
+        ids = values[after.indices]
+        for g in np.unique(ids):
+            mask = ids == g
+            name = data.class_names[g] if group == "class" and g < len(data.class_names) else str(g)
+            writer.writerow([group, int(g), name, int(mask.sum()), f"{before.accuracy(mask):.6f}",
+                             f"{after.accuracy(mask):.6f}"])
+    return buf.getvalue()

@@ -1,0 +1,83 @@
+"""Where training samples come from: raw SHD input, latents cached for a phase, or a replay buffer.
+
+Each source hands the trainer the entry activity at the training depth (see :mod:`spikecl.engine`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from spikecl.cl.buffer import ReplayBuffer
+from spikecl.data import BinnedSpikes
+from spikecl.engine import minibatches
+from spikecl.models.lif import RSNN
+
+
+class RawSource:
+    """Samples of the data set, run through the layers below the training depth at every step.
+
+    Below-depth layers are either trainable (depth 0 with W1 trained: naive and rehearsal) or frozen, in
+    which case autograd records nothing for them.
+    """
+
+    def __init__(self, model: RSNN, spikes: BinnedSpikes, indices: np.ndarray, labels: np.ndarray, depth: int,
+                 device: torch.device) -> None:
+        self.model, self.spikes, self.indices, self.depth, self.device = model, spikes, indices, depth, device
+        self.labels = torch.as_tensor(labels[indices], device=device)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def entry(self, idx: np.ndarray) -> Tensor:
+        return self.model.latent(self.spikes.csr(self.indices[idx], device=self.device), self.depth,
+                                 self.spikes.nb_steps)
+
+
+class CachedLatents:
+    """Activity at the training depth of a fixed set of samples, computed once with the frozen layers.
+
+    The layers below the depth are frozen during the phase, so recomputing them every epoch would give
+    the same values; spikes are kept as bool, currents as float32.
+    """
+
+    def __init__(self, model: RSNN, spikes: BinnedSpikes, indices: np.ndarray, labels: np.ndarray, depth: int,
+                 device: torch.device, batch_size: int = 256) -> None:
+        with torch.inference_mode():
+            parts = [model.latent(spikes.csr(b, device=device), depth, spikes.nb_steps)
+                     for b in minibatches(indices, batch_size)]
+        width = model.latent_width(depth)
+        z = torch.cat(parts) if parts else torch.zeros(0, spikes.nb_steps, width, device=device)
+        self.z = z.bool() if depth > 0 else z.float()
+        self.labels = torch.as_tensor(labels[indices], device=device)
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def entry(self, idx: np.ndarray) -> Tensor:
+        return self.z[torch.as_tensor(idx, device=self.z.device)].float()
+
+
+class BufferSource:
+    """A replay buffer as a training source. Raw-input buffers run their decoded inputs through the
+    layers below the depth, latent buffers enter directly."""
+
+    def __init__(self, buffer: ReplayBuffer, model: RSNN, depth: int, raw_input: bool) -> None:
+        self.buffer, self.model, self.depth, self.raw_input = buffer, model, depth, raw_input
+
+    @property
+    def labels(self) -> Tensor:
+        return self.buffer.labels
+
+    def __len__(self) -> int:
+        return len(self.buffer)
+
+    def entry(self, idx: np.ndarray) -> Tensor:
+        z, _ = self.buffer.batch(idx)
+        if not self.raw_input:
+            return z
+        steps = z.shape[1]
+        # The same sparse projection as for new raw data, so replayed and new inputs are computed alike.
+        return self.model.latent(z.reshape(-1, z.shape[2]).to_sparse_csr(), self.depth, steps)

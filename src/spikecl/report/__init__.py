@@ -1,0 +1,33 @@
+"""Reports over run folders: ``python -m spikecl.report DIR [DIR ...] [--out OUT]``.
+
+Reads every run folder (a folder with ``.hydra/config.yaml``) below the given folders, single runs or
+multirun trees of any depth, and writes into the first folder (or ``--out``):
+
+- ``summary.csv``: one row per run (folder, status, every ``hydra.runtime.choices`` entry as ``choice.*``,
+  every command-line override as ``override.*``, every scalar of summary.json);
+- ``report.md``: tables of mean ± std per setting, the figures, and the incomplete folders;
+- ``plots/*.png``: the paper's Fig. 5a, 5b and 6 and accuracy vs replay memory.
+
+Runs without a completed summary.json are listed as incomplete and never averaged in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from spikecl.report.runs import RunFolder, find_run_folders, load_run, read_completed_summary
+
+if TYPE_CHECKING:
+    from spikecl.report.build import ReportResult
+
+__all__ = ["RunFolder", "find_run_folders", "load_run", "read_completed_summary", "write_report"]
+
+
+def write_report(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None) -> ReportResult:
+    """Write summary.csv, report.md and plots/ for the runs below ``dirs`` (see :mod:`spikecl.report.build`)."""
+    # pandas and matplotlib load only here, so the sweeper can check run folders without them.
+    from spikecl.report.build import write_report as build
+
+    return build(dirs, out)

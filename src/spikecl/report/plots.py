@@ -1,0 +1,286 @@
+"""The report's figures (PNG, matplotlib without pyplot so no global backend state is touched).
+
+- ``acc_vs_epoch_<split>.png``: accuracy on all test classes vs CL epoch, one line per buffer size, with
+  the pretrained model as a dashed line (paper Fig. 5a; from metrics.csv, phase=cl, subset=all).
+- ``acc_vs_depth_<split>.png``: final accuracy vs latent depth, one line per buffer size (Fig. 5b).
+- ``progressive_acc_vs_learned_classes.png``: accuracy on all classes after each learned class, with the
+  pretrained model's line (Fig. 6; last epoch of every task in metrics.csv).
+- ``acc_vs_memory_<split>.png``: final accuracy vs replay memory in bytes (log axis) across compression
+  ratios and depths, as stored and under the paper's 1-bit-per-spike accounting.
+
+Each figure is skipped, with the reason, when the runs lack its data; a partial sweep never raises here.
+Curves and points are means over the runs that share the settings (speakers, classes, seeds).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from spikecl.report.runs import METRICS_FILE, RunFolder
+from spikecl.report.table import flat_scalars
+from spikecl.utils.atomic import write_with
+
+PLOT_PATTERNS = ("acc_vs_epoch_*.png", "acc_vs_depth_*.png", "acc_vs_memory_*.png", "progressive_*.png")
+MAX_PANELS = 12
+PROGRESSIVE = "progressive"
+
+
+@dataclass
+class PlotOutcome:
+    """A figure that was written (``path``) or skipped (``note`` says why)."""
+
+    title: str
+    path: Path | None = None
+    note: str | None = None
+
+
+class NoData(Exception):
+    """The runs lack what a figure needs; the message says what is missing."""
+
+
+def make_plots(runs: Sequence[RunFolder], out_dir: Path) -> list[PlotOutcome]:
+    """Draw every figure the completed runs support into ``out_dir``; one outcome per figure."""
+    done = [run for run in runs if run.completed]
+    frame = pd.DataFrame([{**flat_scalars(run.summary or {}), "_index": i} for i, run in enumerate(done)])
+    splits = sorted(frame["split"].dropna().unique()) if "split" in frame.columns else []
+    metrics = _MetricsCache(done)
+    jobs: list[tuple[str, Callable[[], Figure]]] = []
+    for split in splits:
+        runs_of_split = frame[frame["split"] == split]
+        if split != PROGRESSIVE:
+            jobs.append((f"acc_vs_epoch_{split}", lambda r=runs_of_split, s=split: _acc_vs_epoch(r, metrics, s)))
+        jobs.append((f"acc_vs_depth_{split}", lambda r=runs_of_split, s=split: _acc_vs_depth(r, s)))
+        jobs.append((f"acc_vs_memory_{split}", lambda r=runs_of_split, s=split: _acc_vs_memory(r, s)))
+    if PROGRESSIVE in splits:
+        progressive = frame[frame["split"] == PROGRESSIVE]
+        jobs.append(("progressive_acc_vs_learned_classes", lambda: _progressive(progressive, metrics, done)))
+
+    outcomes = []
+    if not splits:
+        outcomes.append(PlotOutcome("all figures", note="no completed runs with a split in summary.json"))
+    for name, draw in jobs:
+        title = f"{name}.png"
+        try:
+            fig = draw()
+        except NoData as missing:
+            outcomes.append(PlotOutcome(title, note=str(missing)))
+            continue
+        except Exception as err:  # a figure must never cost the report: say what failed
+            outcomes.append(PlotOutcome(title, note=f"failed: {type(err).__name__}: {err}"))
+            continue
+        path = out_dir / title
+        write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+        outcomes.append(PlotOutcome(title, path=path))
+    return outcomes
+
+
+class _MetricsCache:
+    """metrics.csv of completed runs, read once, limited to the CL phase on all test classes."""
+
+    def __init__(self, runs: Sequence[RunFolder]) -> None:
+        self.runs = runs
+        self.cache: dict[int, pd.DataFrame | None] = {}
+
+    def cl_all(self, index: int) -> pd.DataFrame | None:
+        if index not in self.cache:
+            self.cache[index] = self._read(self.runs[index].path / METRICS_FILE)
+        return self.cache[index]
+
+    @staticmethod
+    def _read(path: Path) -> pd.DataFrame | None:
+        try:
+            data = pd.read_csv(path)
+        except (OSError, ValueError):
+            return None
+        needed = {"phase", "task", "epoch", "subset", "accuracy"}
+        if not needed <= set(data.columns):
+            return None
+        data = data[(data["phase"].astype(str) == "cl") & (data["subset"].astype(str) == "all")]
+        data = data.assign(
+            task=pd.to_numeric(data["task"], errors="coerce"),
+            epoch=pd.to_numeric(data["epoch"], errors="coerce"),
+            accuracy=pd.to_numeric(data["accuracy"], errors="coerce"),
+        ).dropna(subset=["task", "epoch", "accuracy"])
+        return data if not data.empty else None
+
+
+def _acc_vs_epoch(runs: pd.DataFrame, metrics: _MetricsCache, split: str) -> Figure:
+    curves = []
+    for _, run in runs.iterrows():
+        data = metrics.cl_all(int(run["_index"]))
+        if data is not None:
+            curve = data.groupby("epoch")["accuracy"].mean()
+            curves.append((run, curve))
+    if not curves:
+        raise NoData(f"no {METRICS_FILE} rows with phase=cl, subset=all in the {split} runs")
+    panels = _panels([run for run, _ in curves], ["strategy", "compression_ratio", "codec", "latent_depth"])
+    fig, axes = _figure(len(panels))
+    for ax, (panel_label, members) in zip(axes, panels):
+        chosen = [curves[i] for i in members]
+        baseline = [curve.loc[0] for _, curve in chosen if 0 in curve.index]
+        for buffer, lines in _by(chosen, lambda item: item[0].get("buffer_size")):
+            mean = pd.concat([curve for _, curve in lines], axis=1).mean(axis=1).sort_index()
+            ax.plot(mean.index, 100 * mean.values, marker=".", label=f"buffer {_fmt(buffer)} ({len(lines)} runs)")
+        if baseline:
+            ax.axhline(100 * sum(baseline) / len(baseline), ls="--", color="gray", label="pretrained")
+        ax.set(title=panel_label, xlabel="CL epoch", ylabel="accuracy, all classes (%)")
+        ax.legend(fontsize="small")
+    fig.suptitle(f"{split}: accuracy vs epoch per buffer size (cf. paper Fig. 5a)")
+    return fig
+
+
+def _acc_vs_depth(runs: pd.DataFrame, split: str) -> Figure:
+    if "latent_depth" not in runs.columns or "acc_all" not in runs.columns:
+        raise NoData(f"no latent_depth/acc_all in the {split} summaries")
+    runs = runs[runs["latent_depth"].notna() & runs["acc_all"].notna()]
+    if runs.empty:
+        raise NoData(f"no {split} run with a latent depth (latent replay)")
+    rows = [row for _, row in runs.iterrows()]
+    panels = _panels(rows, ["strategy", "compression_ratio", "codec"])
+    fig, axes = _figure(len(panels))
+    for ax, (panel_label, members) in zip(axes, panels):
+        chosen = pd.DataFrame([rows[i] for i in members])
+        for buffer, group in _frame_by(chosen, "buffer_size"):
+            stats = group.groupby("latent_depth")["acc_all"].agg(["mean", "std", "count"]).sort_index()
+            ax.errorbar(stats.index, 100 * stats["mean"], yerr=100 * stats["std"].fillna(0), marker="o",
+                        capsize=3, label=f"buffer {_fmt(buffer)}")  # fmt: skip
+        ax.set(title=panel_label, xlabel="latent depth", ylabel="final accuracy, all classes (%)")
+        ax.set_xticks(sorted(chosen["latent_depth"].unique()))
+        ax.legend(fontsize="small")
+    fig.suptitle(f"{split}: final accuracy vs latent depth per buffer size (cf. paper Fig. 5b)")
+    return fig
+
+
+def _acc_vs_memory(runs: pd.DataFrame, split: str) -> Figure:
+    if "buffer_bytes" not in runs.columns or "acc_all" not in runs.columns:
+        raise NoData(f"no buffer_bytes/acc_all in the {split} summaries")
+    has_buffer = pd.to_numeric(runs["buffer_bytes"], errors="coerce").fillna(0) > 0
+    runs = runs[has_buffer & runs["acc_all"].notna()]
+    if runs.empty:
+        raise NoData(f"no {split} run with a replay buffer (buffer_bytes > 0)")
+    accounts = [("buffer_bytes", "replay memory as stored (bytes)")]
+    if "buffer_bytes_1bit" in runs.columns and runs["buffer_bytes_1bit"].notna().any():
+        accounts.append(("buffer_bytes_1bit", "replay memory, 1 bit per spike (bytes)"))
+    fig, axes = _figure(len(accounts))
+    keys = ["strategy", "latent_depth", "codec", "compression_ratio", "buffer_size"]
+    runs = runs.assign(**{k: runs[k] if k in runs.columns else None for k in keys})
+    for ax, (column, xlabel) in zip(axes, accounts):
+        for series, group in _frame_by(runs, ["strategy", "latent_depth", "codec"]):
+            points = (
+                group.groupby(["compression_ratio", "buffer_size"], dropna=False)
+                .agg(x=(column, "mean"), y=("acc_all", "mean"), err=("acc_all", "std"))
+                .reset_index()
+                .dropna(subset=["x", "y"])
+                .sort_values("x")
+            )
+            if points.empty:
+                continue
+            strategy, depth, codec = series
+            label = f"{strategy}" + ("" if _missing(depth) else f" d={_fmt(depth)}") + f" {codec}"
+            ax.errorbar(points["x"], 100 * points["y"], yerr=100 * points["err"].fillna(0), marker="o",
+                        capsize=3, label=label)  # fmt: skip
+            for _, point in points.iterrows():
+                ax.annotate(f"1:{_fmt(point['compression_ratio'])}", (point["x"], 100 * point["y"]),
+                            fontsize="x-small", textcoords="offset points", xytext=(3, 3))  # fmt: skip
+        ax.set_xscale("log")
+        ax.set(xlabel=xlabel, ylabel="final accuracy, all classes (%)")
+        ax.legend(fontsize="small")
+    fig.suptitle(f"{split}: accuracy vs replay memory across compression ratios and depths")
+    return fig
+
+
+def _progressive(runs: pd.DataFrame, metrics: _MetricsCache, done: Sequence[RunFolder]) -> Figure:
+    lines: dict[str, list[pd.Series]] = {}
+    pretrained = []
+    for _, run in runs.iterrows():
+        index = int(run["_index"])
+        data = metrics.cl_all(index)
+        if data is None:
+            continue
+        last = data.sort_values("epoch").groupby("task").tail(1).set_index("task")["accuracy"]
+        first = data[(data["task"] == data["task"].min()) & (data["epoch"] == 0)]["accuracy"]
+        n_old = _n_old_classes(done[index])
+        last.index = last.index.astype(int) + n_old
+        label = _label(run, ["strategy", "latent_depth", "buffer_size", "compression_ratio", "codec"])
+        lines.setdefault(label, []).append(last)
+        pretrained.extend(first.tolist())
+    if not lines:
+        raise NoData(f"no {METRICS_FILE} rows with phase=cl, subset=all in the progressive runs")
+    fig, (ax,) = _figure(1, width=8)
+    for label, series in sorted(lines.items()):
+        mean = pd.concat(series, axis=1).mean(axis=1).sort_index()
+        ax.plot(mean.index, 100 * mean.values, marker="o", label=f"{label} ({len(series)} runs)")
+    if pretrained:
+        ax.axhline(100 * sum(pretrained) / len(pretrained), ls="--", color="gray", label="pretrained")
+    ax.set(xlabel="learned classes", ylabel="accuracy, all classes (%)",
+           title="progressive: accuracy after each learned class (cf. paper Fig. 6)")  # fmt: skip
+    ax.legend(fontsize="x-small", loc="best")
+    return fig
+
+
+def _n_old_classes(run: RunFolder) -> int:
+    """Classes known before the first CL task (the x axis counts learned classes, 11..20 in the paper)."""
+    old = (run.config.get("split") or {}).get("old_classes")
+    return len(old) if isinstance(old, list) else 0
+
+
+def _panels(rows: Sequence[Any], keys: Sequence[str]) -> list[tuple[str, list[int]]]:
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(_label(row, keys), []).append(i)
+    panels = sorted(groups.items())
+    if len(panels) > MAX_PANELS:
+        raise NoData(f"{len(panels)} setting combinations exceed {MAX_PANELS} panels: report a narrower sweep")
+    return panels
+
+
+def _label(row: Any, keys: Sequence[str]) -> str:
+    parts = []
+    for key in keys:
+        value = row.get(key)
+        if _missing(value):
+            continue
+        parts.append({"compression_ratio": f"1:{_fmt(value)}", "latent_depth": f"d={_fmt(value)}",
+                      "buffer_size": f"buffer {_fmt(value)}"}.get(key, _fmt(value)))  # fmt: skip
+    return " ".join(parts) or "all runs"
+
+
+def _by(items: Sequence[Any], key: Callable[[Any], Any]) -> Iterator[tuple[Any, list[Any]]]:
+    groups: dict[Any, list[Any]] = {}
+    for item in items:
+        value = key(item)
+        groups.setdefault(None if _missing(value) else value, []).append(item)
+    yield from sorted(groups.items(), key=lambda kv: (kv[0] is not None, kv[0] if kv[0] is not None else 0))
+
+
+def _frame_by(frame: pd.DataFrame, keys: str | list[str]) -> Iterator[tuple[Any, pd.DataFrame]]:
+    yield from frame.groupby(keys, dropna=False, sort=True)
+
+
+def _figure(panels: int, width: float = 5.0) -> tuple[Figure, list[Any]]:
+    cols = min(3, panels)
+    rows = math.ceil(panels / cols)
+    fig = Figure(figsize=(width * cols, 3.8 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    return fig, axes[:panels]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _fmt(value: Any) -> str:
+    if _missing(value):
+        return "none"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,176 @@
+"""The per-run table (summary.csv) and the grouped result tables of report.md.
+
+Grouping rule: runs are averaged together when they share the experiment settings (split, strategy,
+compression, latent depth, buffer size, epochs, lr and every other override that varies) and differ only in
+the replicate dimensions: the held-out speaker, the new class and the seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from spikecl.report.runs import RunFolder
+
+CHOICE = "choice."  # column prefix of hydra.runtime.choices entries
+OVERRIDE = "override."  # column prefix of command-line overrides
+LEADING = ["run_dir", "status", "problem"]
+
+# Settings of an experiment, as recorded in summary.json, that separate table rows.
+GROUP_KEYS = ["dataset", "strategy", "compression_ratio", "codec", "latent_depth", "buffer_size", "epochs", "lr"]
+# Replicate dimensions: averaged over.
+REPLICATE_KEYS = {"speaker": "speakers", "new_class": "classes", "seed": "seeds"}
+# Overrides already represented by a summary column (group key or replicate), hence never extra group keys.
+COVERED_OVERRIDES = {
+    "split", "split.name", "split.speaker", "split.new_class", "seed", "sweep", "dataset", "dataset.name",
+    "strategy", "strategy.name", "strategy.latent_depth", "strategy.buffer_size", "strategy.epochs",
+    "strategy.lr", "compression", "compression.ratio", "compression.codec",
+}  # fmt: skip
+# Metrics shown in the tables (accuracies in percent), when present.
+ACCURACY_METRICS = ["acc_all", "acc_old", "acc_new", "forgetting", "acc_new_mean", "bwt"]
+MEMORY_METRICS = ["buffer_bytes", "buffer_bytes_1bit"]
+
+
+def summary_frame(runs: Sequence[RunFolder], base: Path) -> pd.DataFrame:
+    """One row per run: folder (relative to ``base`` when below it), status, choices, overrides, summary scalars."""
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {
+            "run_dir": _relative(run.path, base),
+            "status": "completed" if run.completed else "incomplete",
+            "problem": run.problem or "",
+        }
+        row.update({CHOICE + k: v for k, v in run.choices.items()})
+        row.update({OVERRIDE + k: v for k, v in parse_overrides(run.overrides).items()})
+        row.update(flat_scalars(run.summary or {}))
+        row["status"] = "completed" if run.completed else "incomplete"  # summary.json has its own "status"
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=LEADING)
+    choices = sorted((c for c in frame.columns if c.startswith(CHOICE)), key=lambda c: ("/" in c, c))
+    overrides = sorted(c for c in frame.columns if c.startswith(OVERRIDE))
+    rest = [c for c in frame.columns if c not in LEADING and c not in choices and c not in overrides]
+    return frame[LEADING + choices + overrides + rest]
+
+
+def parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
+    """``["+a.b=1", "c=x"]`` -> ``{"a.b": "1", "c": "x"}`` (``+``/``++`` dropped, ``~key`` kept as a key)."""
+    parsed = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        parsed[key.lstrip("+")] = value
+    return parsed
+
+
+def flat_scalars(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Scalars of a summary, nested dicts flattened as ``a.b``; lists (per-task results) are left out."""
+    flat: dict[str, Any] = {}
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            flat.update(flat_scalars(value, f"{prefix}{key}."))
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def grouped_tables(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """Per split: (split name, note on settings common to all rows, table of mean ± std and counts)."""
+    done = frame[frame["status"] == "completed"]
+    if done.empty or "split" not in done.columns:
+        return []
+    tables = []
+    for split, runs in done.groupby("split", sort=True, dropna=False):
+        keys = [k for k in GROUP_KEYS if k in runs.columns] + _extra_keys(runs)
+        varying = [k for k in keys if runs[k].nunique(dropna=False) > 1]
+        common = ", ".join(f"{k}={_fmt_value(runs[k].iloc[0])}" for k in keys if k not in varying)
+        rows = []
+        for _, group in _groups(runs, varying):
+            row = {k: _fmt_value(group[k].iloc[0]) for k in varying}
+            row["runs"] = str(len(group))
+            for key, label in REPLICATE_KEYS.items():
+                if key in group.columns and group[key].notna().any():
+                    row[label] = str(group[key].nunique())
+            for metric in ACCURACY_METRICS:
+                if metric in group.columns and group[metric].notna().any():
+                    row[metric + " (%)"] = _mean_std(100.0 * pd.to_numeric(group[metric], errors="coerce"))
+            for metric in MEMORY_METRICS:
+                if metric in group.columns and group[metric].notna().any():
+                    row[metric] = human_bytes(pd.to_numeric(group[metric], errors="coerce").mean())
+            rows.append(row)
+        tables.append((str(split), common, pd.DataFrame(rows).fillna("")))
+    return tables
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table of a frame of strings."""
+    headers = [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for values in table.astype(str).itertuples(index=False):
+        lines.append("| " + " | ".join(v.replace("|", "\\|") for v in values) + " |")
+    return "\n".join(lines)
+
+
+def human_bytes(n: float) -> str:
+    """Decimal units as in the paper (160 kB = 160,000 bytes)."""
+    if n is None or not math.isfinite(n):
+        return ""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def _extra_keys(runs: pd.DataFrame) -> list[str]:
+    """Varying overrides that no summary column accounts for (e.g. model.hidden, experiment)."""
+    extra = []
+    for column in runs.columns:
+        if column.startswith(OVERRIDE) and column[len(OVERRIDE) :] not in COVERED_OVERRIDES:
+            if runs[column].nunique(dropna=False) > 1:
+                extra.append(column)
+    return sorted(extra)
+
+
+def _groups(runs: pd.DataFrame, keys: list[str]):
+    if not keys:
+        return [((), runs)]
+    # Sort on string forms so that mixed types (None next to ints) never break the order.
+    ordered = runs.assign(**{f"__sort{i}": runs[k].map(_sort_key) for i, k in enumerate(keys)})
+    ordered = ordered.sort_values([f"__sort{i}" for i in range(len(keys))], kind="stable")
+    return ordered.groupby(keys, sort=False, dropna=False)
+
+
+def _sort_key(value: Any) -> tuple[int, float, str]:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return (0, 0.0, "")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (1, float(value), "")
+    return (2, 0.0, str(value))
+
+
+def _mean_std(values: pd.Series) -> str:
+    values = values.dropna()
+    if values.empty:
+        return ""
+    if len(values) == 1:
+        return f"{values.iloc[0]:.1f}"
+    return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
+
+
+def _fmt_value(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path.resolve())

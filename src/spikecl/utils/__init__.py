@@ -1,0 +1,1 @@
+"""Small helpers shared across spikecl: atomic file writes, run provenance."""
