@@ -32,3 +32,28 @@ def clustered_dataset(n_per_class: int = 12, classes: int = 4, steps: int = 20, 
                         speakers=(np.arange(len(labels)) % speakers).astype(np.int64),
                         from_test_file=np.zeros(len(labels), dtype=bool),
                         class_names=[f"c{i}" for i in range(classes)], files=[])
+
+
+def write_learnable_shd(root, classes: int = 4, speakers: int = 4, per_speaker_class: int = 5, seed: int = 0,
+                        nb_units: int = 700, test_speakers: tuple[int, ...] = ()) -> None:
+    """Write shd_train.h5/shd_test.h5 in the exact SHD schema with class-specific unit bands and timing.
+
+    Speakers in ``test_speakers`` appear only in the test file, as speakers 4 and 5 of SHD do.
+    """
+    from tests.shd_factory import write_shd_file
+
+    rng = np.random.default_rng(seed)
+    rows = {"train": ([], [], [], []), "test": ([], [], [], [])}
+    band = nb_units // classes
+    for s in range(speakers):
+        for c in range(classes):
+            for r in range(per_speaker_class):
+                k = int(rng.integers(300, 500))
+                units = np.concatenate([rng.integers(c * band, (c + 1) * band, k), rng.integers(0, nb_units, k // 4)])
+                times = np.concatenate([rng.uniform(0.1 + 0.1 * c, 0.5 + 0.1 * c, k), rng.uniform(0, 1.3, k // 4)])
+                order = np.argsort(times)
+                split = "test" if s in test_speakers or r == 0 else "train"
+                for lst, v in zip(rows[split], (times[order], units[order], c, s)):
+                    lst.append(v)
+    for split, (t, u, lab, spk) in rows.items():
+        write_shd_file(f"{root}/shd_{split}.h5", t, u, lab, spk)

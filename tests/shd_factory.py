@@ -3,7 +3,7 @@
 ``spikes/times`` are true variable-length float16 arrays, ``spikes/units`` variable-length uint16,
 ``labels`` and ``extra/speaker`` uint16, ``extra/keys`` byte strings and ``extra/meta_info`` per-speaker
 data; per-sample datasets are resizable and chunked like the published files.
-Use: ``from shd_factory import write_shd_file, random_samples``.
+Use: ``from tests.shd_factory import write_shd_file, random_samples``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from shd_factory import random_samples
+from tests.shd_factory import random_samples
 
 from spikecl.data import BinnedSpikes, bin_dataset, bin_spikes
 

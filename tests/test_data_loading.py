@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
-from shd_factory import gzip_copy, write_shd_file, zip_copy
+from tests.shd_factory import gzip_copy, write_shd_file, zip_copy
 
 import spikecl.data.binning as binning
 import spikecl.data.files as files

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 MIXES = ("sequential", "interleaved", "mixed")
@@ -20,8 +21,11 @@ DEVICES = ("auto", "cpu", "cuda")
 CURRENT_DTYPES = ("float32", "float16")
 
 
-class ConfigError(ValueError):
-    """A bad configuration value or input file: the message names the key, the value and what is allowed."""
+class ConfigError(CompactHydraException, ValueError):
+    """A bad configuration value or input file: the message names the key, the value and what is allowed.
+
+    As a compact Hydra error, the command line prints just this message, without a traceback.
+    """
 
 
 def _one_of(key: str, value: Any, allowed: Iterable[Any]) -> None:

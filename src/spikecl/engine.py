@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
+from hydra.errors import CompactHydraException
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -28,8 +29,8 @@ from spikecl.models.lif import RSNN, class_scores
 log = logging.getLogger(__name__)
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+class TrainingDiverged(CompactHydraException, RuntimeError):
+    """The loss became NaN or infinite (printed by the command line as one message, no traceback)."""
 
 
 class Source(Protocol):

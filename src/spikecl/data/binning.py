@@ -110,25 +110,32 @@ def bin_flat(
             f"sample {sample} has an invalid spike time ({float(times[first])}); times must be >= 0 and not NaN"
         )
 
+    # Fresh large arrays are costly (page faults), so the key is built in place in one buffer.
     n, grid = len(lengths), nb_steps * nb_units
-    key_dtype = np.uint32 if n * grid < 2**32 else np.uint64
-    key = np.repeat(np.arange(n, dtype=key_dtype) * key_dtype(grid), lengths)
-    key += step.astype(key_dtype) * key_dtype(nb_units)
-    key += units.astype(key_dtype)
+    kd = np.uint32 if n * grid < 2**32 else np.uint64
+    key = step.astype(kd)
+    key *= kd(nb_units)
+    key += units.astype(kd, copy=False)
+    key += np.repeat(np.arange(n, dtype=kd) * kd(grid), lengths)
     key = key[step < nb_steps]  # drop spikes at or after max_time
+    del step
     key.sort()
 
     first = np.ones(len(key), dtype=bool)
     np.not_equal(key[1:], key[:-1], out=first[1:])
     starts = np.flatnonzero(first)
-    counts = np.diff(starts, append=len(key))
+    counts = np.empty(len(starts), dtype=np.int64)
+    np.subtract(starts[1:], starts[:-1], out=counts[:-1])
+    counts[-1:] = len(key) - starts[-1:]
     key = key[first]
-    offsets = np.searchsorted(key, np.arange(n + 1, dtype=key_dtype) * key_dtype(grid)).astype(np.int64)
-    step_unit = key % key_dtype(grid)
+    offsets = np.searchsorted(key, np.arange(n + 1, dtype=kd) * kd(grid)).astype(np.int64)
+    rest = key % kd(grid)
+    units_out = (rest % kd(nb_units)).astype(smallest_uint(max(nb_units - 1, 65535)))
+    np.floor_divide(rest, kd(nb_units), out=rest)
     return BinnedSpikes(
         offsets=offsets,
-        steps=(step_unit // key_dtype(nb_units)).astype(smallest_uint(nb_steps - 1)),
-        units=(step_unit % key_dtype(nb_units)).astype(smallest_uint(max(nb_units - 1, 65535))),
+        steps=rest.astype(smallest_uint(nb_steps - 1)),
+        units=units_out,
         counts=counts.astype(smallest_uint(int(counts.max()) if len(counts) else 0)),
         nb_steps=nb_steps,
         nb_units=nb_units,
@@ -136,7 +143,7 @@ def bin_flat(
 
 
 def spike_steps(times: np.ndarray, nb_steps: int, max_time: float) -> np.ndarray:
-    """Step index of each spike (int32): ``nb_steps`` for dropped spikes, -1 for NaN or negative times.
+    """Step index of each spike: ``nb_steps`` for dropped spikes, -1 for NaN or negative times.
 
     float16 times have only 65,536 bit patterns: the step of every pattern is computed once (from its
     exact float64 value) and looked up, which is much faster than digitizing ~80 M spikes.
@@ -156,7 +163,7 @@ def _step_codes(t: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
     digitize returns len(edges) == nb_steps exactly for t >= edges[-1] == max_time: the drop code.
     """
-    step = np.digitize(t, edges).astype(np.int32)
+    step = np.digitize(t, edges).astype(np.int16 if len(edges) < 2**15 else np.int32)
     step[np.isnan(t) | (t < 0)] = _INVALID
     return step
 

@@ -49,7 +49,9 @@ def write_report(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
     runs = [load_run(path) for path in find_run_folders(roots)]
     frame = summary_frame(runs, out_dir)
 
-    summary_csv = write_with(out_dir / SUMMARY_CSV, lambda tmp: frame.to_csv(tmp, index=False))
+    # Nullable dtypes keep integer columns integral next to the empty cells of incomplete runs.
+    csv_frame = frame.convert_dtypes()
+    summary_csv = write_with(out_dir / SUMMARY_CSV, lambda tmp: csv_frame.to_csv(tmp, index=False))
     plots_dir = out_dir / PLOTS_DIR
     outcomes = make_plots(runs, plots_dir)
     _remove_stale_plots(plots_dir, {o.path for o in outcomes if o.path is not None})

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from spikecl.report.runs import METRICS_FILE, RunFolder
 from spikecl.report.table import flat_scalars
@@ -131,6 +132,7 @@ def _acc_vs_epoch(runs: pd.DataFrame, metrics: _MetricsCache, split: str) -> Fig
         if baseline:
             ax.axhline(100 * sum(baseline) / len(baseline), ls="--", color="gray", label="pretrained")
         ax.set(title=panel_label, xlabel="CL epoch", ylabel="accuracy, all classes (%)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize="small")
     fig.suptitle(f"{split}: accuracy vs epoch per buffer size (cf. paper Fig. 5a)")
     return fig
@@ -221,6 +223,7 @@ def _progressive(runs: pd.DataFrame, metrics: _MetricsCache, done: Sequence[RunF
         ax.axhline(100 * sum(pretrained) / len(pretrained), ls="--", color="gray", label="pretrained")
     ax.set(xlabel="learned classes", ylabel="accuracy, all classes (%)",
            title="progressive: accuracy after each learned class (cf. paper Fig. 6)")  # fmt: skip
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize="x-small", loc="best")
     return fig
 

@@ -105,7 +105,7 @@ def make_speakers(n: int, rng: np.random.Generator) -> list[Speaker]:
             variant=variant,
             english_voice=str(accents[i % len(accents)]),
             pitch=float(rng.uniform(35, 65)),
-            speed=float(rng.uniform(135, 185)),
+            speed=float(rng.uniform(95, 150)),
             age=int(rng.integers(20, 60)),
             body_height=float(np.round(rng.normal(167 if female else 180, 6), 1)),
         ))

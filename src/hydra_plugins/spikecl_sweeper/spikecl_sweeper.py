@@ -1,0 +1,205 @@
+"""A BasicSweeper that resumes, runs every job despite failures, and reports at the end.
+
+Same sweep syntax as Hydra's basic sweeper (comma lists, ``range()``, ``glob()``, ``hydra.sweeper.params``,
+``max_batch_size``) and any launcher (basic, joblib, submitit). Differences:
+
+1. Before launching, every job's config is composed and its run folder resolved. A job whose folder already
+   holds a completed summary.json is skipped (logged); unfinished or failed ones run again. Two jobs that
+   would share a folder stop the sweep before anything runs. A job whose config cannot be composed fails
+   alone instead of stopping the sweep.
+2. A failed job (or a launcher error for a batch) never stops the other jobs or batches.
+3. At the end: ``<sweep dir>/sweep_status.json`` (every job's folder, overrides, status and error), a log
+   of the failed jobs, the report (``spikecl.report``, also when jobs failed), then an error listing the
+   failed jobs, so the command exits non-zero.
+"""
+
+# No ``from __future__ import annotations``: Hydra's plugin scanner runs this module before it is in
+# sys.modules, and dataclasses then cannot resolve string annotations.
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import HydraException
+from omegaconf import OmegaConf, open_dict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SpikeclSweeperConf:
+    """``hydra/sweeper=spikecl`` settings (``params`` and ``max_batch_size`` as in the basic sweeper)."""
+
+    _target_: str = "hydra_plugins.spikecl_sweeper.spikecl_sweeper.SpikeclSweeper"
+    # Launch at most this many jobs at once (None: all); each batch waits for the previous one.
+    max_batch_size: Optional[int] = None
+    # Sweep definition in config, e.g. {split.speaker: "range(0,12)"}; the command line takes precedence.
+    params: Optional[Dict[str, str]] = None
+    # Write <sweep dir>/report.md, summary.csv and plots/ at the end (also when jobs failed).
+    report: bool = True
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="spikecl", node=SpikeclSweeperConf, provider="spikecl")
+
+
+class SweepFailedError(HydraException):
+    """Some jobs of the sweep failed; the message lists them (the others ran to the end)."""
+
+
+class SpikeclSweeper(BasicSweeper):
+    """See the module docstring."""
+
+    def __init__(
+        self, max_batch_size: Optional[int] = None, params: Optional[Dict[str, str]] = None, report: bool = True
+    ) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.report = report
+
+    def sweep(self, arguments: List[str]) -> Any:
+        from spikecl.sweeps import JobRecord, failed_jobs_message, write_report_safely, write_sweep_status
+
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides(self._parse_config() + list(arguments))
+        jobs = [job for batch in self.split_arguments(overrides, None) for job in batch]
+
+        # Resolving the sweep folder here fills the resolver cache that every job's config inherits.
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+
+        records = [JobRecord(num=i, overrides=list(job)) for i, job in enumerate(jobs)]
+        resumable = self._plan(records)
+        pending = [r for r in records if r.status is None]
+        done_before = {r.num for r in pending if r.dir is not None and _completed(r.dir)}
+        log.info(
+            f"Sweep {sweep_dir}: {len(records)} jobs, {len(records) - len(pending)} skipped or not composable, "
+            f"{len(pending)} to run"
+        )
+        returns: List[Sequence[JobReturn]] = []
+        launched = 0
+        for batch in self._batches(pending, contiguous=not resumable):
+            # Job numbers follow the launch order, or the sweep order when folder names depend on them.
+            returns.append(self._launch(batch, launched if resumable else batch[0].num, done_before))
+            launched += len(batch)
+
+        write_sweep_status(sweep_dir, records)
+        counts = {s: sum(r.status == s for r in records) for s in ("completed", "skipped", "failed")}
+        log.info(f"Sweep {sweep_dir} done: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        message = failed_jobs_message(records, sweep_dir)
+        if counts["failed"]:
+            log.error(f"{counts['failed']} failed jobs (rerun the same command to retry them):\n{message}")
+        if self.report:
+            write_report_safely(sweep_dir)
+        if counts["failed"]:
+            raise SweepFailedError(
+                f"{counts['failed']} of {len(records)} jobs failed (details in {sweep_dir / 'sweep_status.json'}; "
+                f"rerun the same command to retry them):\n{message}"
+            )
+        return returns
+
+    def _plan(self, records: Sequence[Any]) -> bool:
+        """Compose every job and resolve its folder; mark completed jobs skipped unless that is unsafe.
+
+        Returns False when folder names depend on the job number: then nothing is skipped here (every job
+        keeps its number and a completed one skips itself in run()).
+        """
+        number_dependent = False
+        owners: Dict[str, Any] = {}
+        for record in records:
+            try:
+                record.dir = self._run_dir(record.overrides, record.num)
+                if not number_dependent:
+                    number_dependent = record.dir != self._run_dir(record.overrides, record.num + 10**6)
+            except Exception as err:  # a config that cannot be composed fails this job only
+                record.status, record.error = "failed", f"could not compose the job's config: {_describe(err)}"
+                log.error(f"#{record.num} [{' '.join(record.overrides)}]: {record.error}")
+                continue
+            if record.dir in owners:
+                other = owners[record.dir]
+                raise HydraException(
+                    f"jobs #{other.num} [{' '.join(other.overrides)}] and #{record.num} "
+                    f"[{' '.join(record.overrides)}] would share the run folder {record.dir}: remove the key that "
+                    "tells them apart from hydra.job.config.override_dirname.exclude_keys, or set "
+                    "hydra.sweep.subdir"
+                )
+            owners[record.dir] = record
+        if number_dependent:
+            log.warning(
+                "hydra.sweep.subdir depends on the job number: completed jobs are launched again (and skip "
+                "themselves) so that every job keeps its number and folder"
+            )
+            return False
+        for record in records:
+            if record.status is None and _completed(record.dir):
+                record.status = "skipped"
+                log.info(f"#{record.num} skipping: already completed: {record.dir}")
+        return True
+
+    def _run_dir(self, overrides: Sequence[str], num: int) -> str:
+        """The folder run_job would use for this job, composed exactly as a launcher composes it."""
+        assert self.config is not None and self.hydra_context is not None
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        with open_dict(cfg):
+            cfg.hydra.job.num = num
+            cfg.hydra.job.id = f"{cfg.hydra.job.name}_{num}"
+        saved = HydraConfig.instance().cfg
+        try:
+            HydraConfig.instance().set_config(cfg)  # for ${hydra:...} interpolations in the folder names
+            return os.path.abspath(os.path.join(str(cfg.hydra.sweep.dir), str(cfg.hydra.sweep.subdir)))
+        finally:
+            HydraConfig.instance().cfg = saved
+
+    def _batches(self, pending: Sequence[Any], contiguous: bool) -> List[List[Any]]:
+        """Chunks of at most max_batch_size jobs; with ``contiguous``, also cut wherever job numbers jump."""
+        batches: List[List[Any]] = []
+        if not pending:
+            return batches
+        for chunk in self.split_overrides_to_chunks(list(pending), self.max_batch_size):
+            current: List[Any] = []
+            for record in chunk:
+                if current and contiguous and record.num != current[-1].num + 1:
+                    batches.append(current)
+                    current = []
+                current.append(record)
+            batches.append(current)
+        return batches
+
+    def _launch(self, batch: Sequence[Any], initial_job_idx: int, done_before: set) -> Sequence[JobReturn]:
+        """Launch one batch and record each outcome; a launcher error fails the batch's unfinished jobs."""
+        assert self.launcher is not None
+        try:
+            results = self.launcher.launch([r.overrides for r in batch], initial_job_idx=initial_job_idx)
+        except Exception as err:  # e.g. a SLURM job killed at its time limit: keep going with the next batch
+            log.exception(f"the launcher failed for jobs #{batch[0].num}..#{batch[-1].num}")
+            for record in batch:
+                done = record.dir is not None and _completed(record.dir)
+                record.status, record.error = ("completed", None) if done else ("failed", _describe(err))
+            return []
+        for record, result in zip(batch, results):
+            if result.hydra_cfg is not None:
+                record.dir = str(result.hydra_cfg.hydra.runtime.output_dir)
+            if result.status == JobStatus.COMPLETED:
+                record.status = "skipped" if record.num in done_before else "completed"
+            else:
+                record.status, record.error = "failed", _describe(result._return_value)
+        return results
+
+
+def _completed(run_dir: str) -> bool:
+    from spikecl.report.runs import read_completed_summary
+
+    return read_completed_summary(run_dir) is not None
+
+
+def _describe(err: Any) -> str:
+    if isinstance(err, BaseException):
+        text = str(err).strip()
+        return f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return str(err)

@@ -1,0 +1,210 @@
+"""Multirun support: folder names that make a repeated sweep resume, the sweep status file, the report hook.
+
+conf/config.yaml names folders with two resolvers registered by :func:`register_resolvers`:
+
+- ``hydra.sweep.dir: outputs/multirun/${spikecl_sweep_name:...}``: a readable name built from the sweep's
+  command-line overrides plus a short hash of them, e.g. ``strategy=naive,latent_replay-3f2a9c1e``; a named
+  sweep (``sweep=<name>``) is ``<name>``, or ``<name>-<other overrides>-<hash>`` when other overrides are
+  given. The same command therefore lands in the same folder, which is how a sweep resumes. The value is
+  cached, so every job of the sweep reuses the value computed from the sweep's own command line.
+- ``hydra.sweep.subdir: ${spikecl_run_name:...}``: one folder per job named by its overrides (``key=value``
+  sorted, joined by commas) without the keys in ``hydra.job.config.override_dirname.exclude_keys``, except
+  that ``seed`` is appended last whenever the job sets it, so replicate runs never share a folder. Characters
+  that are awkward in paths become ``_``; long values and long names are shortened with a hash.
+
+Runs of the :mod:`spikecl sweeper <hydra_plugins.spikecl_sweeper>` end with ``sweep_status.json`` and
+the report; :class:`ReportCallback` writes the report after sweeps run by other sweepers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from spikecl.utils.atomic import write_json
+
+log = logging.getLogger(__name__)
+
+SWEEP_NAME_RESOLVER = "spikecl_sweep_name"
+RUN_NAME_RESOLVER = "spikecl_run_name"
+SWEEPER_TARGET = "hydra_plugins.spikecl_sweeper.spikecl_sweeper.SpikeclSweeper"
+SWEEP_STATUS = "sweep_status.json"
+SEED_KEY = "seed"  # excluded from run names like device or cache_dir, but it changes results: kept last
+SWEEP_KEY = "sweep"  # the named-sweep group
+DEFAULT_NAME = "default"  # the folder of a job or sweep without naming overrides
+MAX_VALUE = 40  # longer override values are shortened to a prefix and a hash
+MAX_NAME = 120  # longer names are shortened to a prefix and a hash (file names end at 255 bytes)
+HASH_LEN = 8
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.=,+@%-]+")
+
+
+def register_resolvers() -> None:
+    """Register the folder-name resolvers with OmegaConf (idempotent; call before composing a config)."""
+    # Cached: a job recomposes the config, and the cache Hydra copies from the sweep's config makes every
+    # job see the name of the sweep, not one built from the job's own overrides.
+    OmegaConf.register_new_resolver(SWEEP_NAME_RESOLVER, _sweep_name_resolver, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver(RUN_NAME_RESOLVER, _run_name_resolver, replace=True)
+
+
+def sweep_name(overrides: Sequence[str], exclude_keys: Iterable[str] = ()) -> str:
+    """Folder name of a sweep from its command-line overrides (sweep syntax allowed); deterministic.
+
+    Keys in ``exclude_keys`` (execution settings like device) do not name the sweep, so a sweep resumes in
+    the same folder on another machine; ``sweep=<name>`` names it.
+    """
+    excluded = set(exclude_keys) - {SWEEP_KEY}
+    named = ""
+    rest = []
+    for item in overrides:
+        key, value = _split(item)
+        if key == SWEEP_KEY:
+            named = _sanitize(value)
+        elif key not in excluded:
+            rest.append(item)
+    rest.sort()
+    if not rest:
+        return named or DEFAULT_NAME
+    readable = _shorten(",".join(_sanitize(item) for item in rest), MAX_NAME)
+    return "-".join(part for part in (named, readable, _hash("\n".join(rest))) if part)
+
+
+def run_name(
+    overrides: Sequence[str], exclude_keys: Iterable[str] = (), kv_sep: str = "=", item_sep: str = ","
+) -> str:
+    """Folder name of one job from its overrides: ``key=value`` sorted, excluded keys dropped, seed last."""
+    excluded = set(exclude_keys)
+    items, seeds = [], []
+    for item in overrides:
+        key, value = _split(item)
+        if key == SEED_KEY:
+            seeds.append((item.partition("=")[0], value))
+        elif key not in excluded:
+            items.append((item.partition("=")[0], value))
+    parts = [f"{_sanitize(k)}{kv_sep}{_sanitize_value(v)}" for k, v in sorted(items) + seeds]
+    return _shorten(item_sep.join(parts), MAX_NAME) or DEFAULT_NAME
+
+
+def _sweep_name_resolver(overrides: Any, dirname_cfg: Any = None) -> str:
+    return sweep_name(_strings(overrides), _exclude_keys(dirname_cfg))
+
+
+def _run_name_resolver(overrides: Any, dirname_cfg: Any = None) -> str:
+    seps = dirname_cfg if isinstance(dirname_cfg, Mapping) else {}
+    return run_name(
+        _strings(overrides), _exclude_keys(dirname_cfg), seps.get("kv_sep", "="), seps.get("item_sep", ",")
+    )
+
+
+@dataclass
+class JobRecord:
+    """One job of a sweep as written to sweep_status.json."""
+
+    num: int
+    overrides: list[str]
+    dir: str | None = None  # the run folder (absolute); None when the job could not be composed
+    status: str | None = None  # completed | skipped (already completed) | failed
+    error: str | None = None
+
+
+def write_sweep_status(sweep_dir: str | os.PathLike[str], records: Sequence[JobRecord]) -> Path:
+    """Atomically write ``<sweep_dir>/sweep_status.json``: counts and every job's folder, overrides, status."""
+    sweep_dir = Path(sweep_dir)
+    counts = {status: sum(r.status == status for r in records) for status in ("completed", "skipped", "failed")}
+    jobs = []
+    for record in records:
+        job = asdict(record)
+        job["dir"] = _relative(record.dir, sweep_dir)
+        jobs.append(job)
+    return write_json(sweep_dir / SWEEP_STATUS, {"sweep_dir": str(sweep_dir.resolve()), "counts": counts, "jobs": jobs})
+
+
+def failed_jobs_message(records: Sequence[JobRecord], sweep_dir: str | os.PathLike[str]) -> str:
+    """One line per failed job: number, folder, overrides and error."""
+    lines = []
+    for r in records:
+        if r.status == "failed":
+            where = _relative(r.dir, Path(sweep_dir)) or "(no folder)"
+            lines.append(f"  #{r.num} {where} [{' '.join(r.overrides)}]: {r.error}")
+    return "\n".join(lines)
+
+
+def write_report_safely(sweep_dir: str | os.PathLike[str]) -> Path | None:
+    """Write the report of a sweep folder; errors are logged, never raised (a report must not fail a sweep)."""
+    try:
+        from spikecl.report import write_report
+
+        result = write_report([sweep_dir])
+    except Exception:
+        log.exception("could not write the report of %s; retry with: python -m spikecl.report %s", sweep_dir, sweep_dir)
+        return None
+    log.info("report: %s (%d completed, %d incomplete runs)", result.report_md, result.completed, len(result.incomplete))
+    return result.report_md
+
+
+class ReportCallback(Callback):
+    """Writes the report into the sweep folder at the end of a multirun.
+
+    Hydra skips ``on_multirun_end`` when a job failed; the spikecl sweeper writes the report itself in every
+    case, so this callback only acts for other sweepers.
+    """
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if OmegaConf.select(config, "hydra.sweeper._target_") == SWEEPER_TARGET:
+            return
+        write_report_safely(Path(str(config.hydra.sweep.dir)))
+
+
+def _split(item: str) -> tuple[str, str]:
+    """``"+a.b=1"`` -> ``("a.b", "1")``; the key drops ``+``/``++``/``~`` and any ``@package``."""
+    key, _, value = item.partition("=")
+    return key.lstrip("+~").split("@")[0], value
+
+
+def _sanitize(text: str) -> str:
+    return _UNSAFE.sub("_", text).strip("_") or "_"
+
+
+def _sanitize_value(value: str) -> str:
+    return _shorten(_sanitize(value), MAX_VALUE)
+
+
+def _shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - HASH_LEN - 1]}~{_hash(text)}"
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:HASH_LEN]
+
+
+def _strings(values: Any) -> list[str]:
+    if values is None:
+        return []
+    if isinstance(values, str):
+        return [values]
+    return [str(v) for v in values]
+
+
+def _exclude_keys(dirname_cfg: Any) -> list[str]:
+    if isinstance(dirname_cfg, Mapping) or OmegaConf.is_dict(dirname_cfg):
+        return _strings(dirname_cfg.get("exclude_keys"))
+    return _strings(dirname_cfg)
+
+
+def _relative(path: str | None, base: Path) -> str | None:
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)

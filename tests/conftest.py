@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny SHD-format data sets on disk and composed configs pointing at them."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from spikecl.cli import config_dir
+from tests.factories import write_learnable_shd
+
+# Small, fast settings for end-to-end runs on the tiny data set.
+TINY = ["dataset=shd", "model.hidden=[32,24,16]", "model.weight_scale=2.0", "pretrain.epochs=2",
+        "pretrain.lr=5e-3", "strategy.epochs=2", "strategy.lr=5e-3", "strategy.buffer_size=16",
+        "strategy.replay_per_new_class=4", "strategy.batch_size=16", "pretrain.batch_size=16", "progress=false"]
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory):
+    """A learnable 4-class, 4-speaker data set in the exact SHD schema (train and test files)."""
+    root = tmp_path_factory.mktemp("tiny_shd")
+    write_learnable_shd(root, classes=4, speakers=4, per_speaker_class=5)
+    return root
+
+
+@pytest.fixture
+def compose_cfg(tiny_root, tmp_path):
+    """compose_cfg(*overrides) -> a config for the tiny data set with its own cache folder."""
+
+    def make(*overrides: str, cache=None):
+        split = [] if any(o.startswith("split=") for o in overrides) else [
+            "split=progressive", "split.old_classes=[0,1]", "split.new_classes=[2,3]"]
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return compose("config", overrides=[*TINY, f"dataset.root={tiny_root}",
+                                                f"cache_dir={cache or tmp_path / 'cache'}", *split,
+                                                "hydra/sweeper=basic", *overrides])
+
+    return make

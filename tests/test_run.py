@@ -1,0 +1,164 @@
+"""End-to-end runs on a tiny SHD-format data set: run folder, determinism, pretraining cache, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from spikecl import engine
+from spikecl.config import ConfigError
+from spikecl.run import run
+
+SUMMARY_KEYS = {"status", "dataset", "protocol", "split", "strategy", "compression_ratio", "latent_depth", "seed",
+                "device", "acc_old_before", "acc_new_before", "acc_old", "acc_new", "acc_all", "forgetting",
+                "buffer_samples", "buffer_bytes", "buffer_bytes_1bit", "bytes_per_sample", "pretrain_seconds",
+                "cl_seconds", "pretrain_samples_per_second", "cl_samples_per_second", "pretrain_cached", "git_sha",
+                "versions", "accuracy_matrix", "acc_new_mean", "bwt", "forgetting_per_task"}
+
+
+def check_run_folder(folder: Path, tasks: int) -> dict:
+    for name in ("spikecl.log", "metrics.csv", "summary.json", "model.pt", "per_group_accuracy.csv"):
+        assert (folder / name).is_file(), name
+    summary = json.loads((folder / "summary.json").read_text())
+    assert SUMMARY_KEYS <= summary.keys()
+    assert summary["status"] == "completed"
+    for key in ("acc_old_before", "acc_new_before", "acc_old", "acc_new", "acc_all", "acc_new_mean"):
+        assert 0.0 <= summary[key] <= 1.0, key
+    assert summary["forgetting"] == pytest.approx(summary["acc_old_before"] - summary["acc_old"])
+    assert len(summary["accuracy_matrix"]) == tasks and all(len(r) == tasks for r in summary["accuracy_matrix"])
+    assert set(summary["versions"]) >= {"python", "torch", "spikecl"}
+    rows = list(csv.DictReader((folder / "metrics.csv").open()))
+    assert {"phase", "task", "epoch", "subset", "accuracy", "loss", "seconds"} <= rows[0].keys()
+    assert {r["phase"] for r in rows} == {"pretrain", "cl"}
+    assert {r["subset"] for r in rows} >= {"old", "new", "all"}
+    state = torch.load(folder / "model.pt", weights_only=True)
+    assert "w_out" in state
+    return summary
+
+
+@pytest.mark.parametrize("strategy", ["naive", "rehearsal", "latent_replay"])
+def test_run_writes_a_complete_folder(compose_cfg, tmp_path, strategy):
+    extra = ["strategy.buffer_size=0", "strategy.replay_per_new_class=0"] if strategy == "naive" else []
+    summary = run(compose_cfg(f"strategy={strategy}", *extra, "compression=1to4"), tmp_path / "run")
+    s = check_run_folder(tmp_path / "run", tasks=3)
+    assert s == summary
+    assert s["strategy"] == strategy and s["split"] == "progressive" and s["dataset"] == "shd"
+    if strategy == "naive":
+        assert s["buffer_samples"] == 0 and s["compression_ratio"] is None
+    else:
+        assert s["buffer_samples"] == 16 + 4 and s["buffer_bytes"] > 0 and s["compression_ratio"] == 4
+    per_group = list(csv.DictReader((tmp_path / "run" / "per_group_accuracy.csv").open()))
+    assert {r["group"] for r in per_group} == {"class", "speaker"}
+
+
+@pytest.mark.parametrize("split", ["split=sample_incremental", "split=class_incremental"])
+def test_other_splits(compose_cfg, tmp_path, split):
+    s = run(compose_cfg(split, "split.speaker=1" if "sample" in split else "split.new_class=3",
+                        "strategy=latent_replay", "strategy.latent_depth=1"), tmp_path / "run")
+    check_run_folder(tmp_path / "run", tasks=2)
+    assert s["split"] == split.split("=")[1]
+
+
+def test_same_seed_same_metrics_and_cache(compose_cfg, tmp_path):
+    a = run(compose_cfg(), tmp_path / "a")
+    assert a["pretrain_cached"] is False
+    b = run(compose_cfg(cache=tmp_path / "other-cache"), tmp_path / "b")  # trains again from scratch
+    assert b["pretrain_cached"] is False
+    c = run(compose_cfg(), tmp_path / "c")  # same key: loaded from the cache
+    assert c["pretrain_cached"] is True
+    for key in ("acc_old_before", "acc_old", "acc_new", "acc_all", "accuracy_matrix", "buffer_bytes"):
+        assert a[key] == b[key] == c[key], key
+    assert "loaded from the cache" in (tmp_path / "c" / "spikecl.log").read_text()
+    d = run(compose_cfg("pretrain.lr=4e-3"), tmp_path / "d")  # another key: trains
+    assert d["pretrain_cached"] is False
+    # a strategy change keeps the key
+    e = run(compose_cfg("strategy=rehearsal"), tmp_path / "e")
+    assert e["pretrain_cached"] is True
+
+
+def test_corrupt_cache_entry_is_retrained(compose_cfg, tmp_path):
+    run(compose_cfg(), tmp_path / "a")
+    (entry,) = (tmp_path / "cache" / "pretrained").glob("*.pt")
+    entry.write_bytes(entry.read_bytes()[:100])
+    b = run(compose_cfg(), tmp_path / "b")
+    assert b["pretrain_cached"] is False
+    assert "unreadable" in (tmp_path / "b" / "spikecl.log").read_text()
+    assert not list((tmp_path / "cache" / "pretrained").glob("*.tmp"))
+
+
+def test_completed_folder_is_skipped(compose_cfg, tmp_path):
+    first = run(compose_cfg(), tmp_path / "run")
+    mtime = (tmp_path / "run" / "model.pt").stat().st_mtime_ns
+    again = run(compose_cfg(), tmp_path / "run")
+    assert again == first and (tmp_path / "run" / "model.pt").stat().st_mtime_ns == mtime
+
+
+def test_nan_loss_stops_with_phase_and_epoch(compose_cfg, tmp_path, monkeypatch):
+    real = engine.train_epoch
+    calls = []
+
+    def diverging(*args, **kwargs):
+        loss, seen = real(*args, **kwargs)
+        calls.append(1)
+        return (float("nan") if len(calls) == 3 else loss), seen
+
+    monkeypatch.setattr("spikecl.pretrain.train_epoch", diverging)
+    monkeypatch.setattr("spikecl.cl.strategies.train_epoch", diverging)
+    with pytest.raises(engine.TrainingDiverged, match=r"phase 'cl', task 1, epoch 1.*strategy.lr"):
+        run(compose_cfg(), tmp_path / "run")
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    assert rows and not (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.parametrize("override,message", [
+    ("dataset.test_fraction=1.5", "dataset.test_fraction=1.5"),
+    ("split.new_classes=[1,2]", "overlap"),
+    ("split.new_classes=[]", "split.new_classes=[]"),
+    ("strategy.latent_depth=7", "strategy.latent_depth=7"),
+    ("compression=1to4", None),
+    ("dataset.nb_steps=30", "compression.ratio"),
+    ("strategy.batch_size=0", "strategy.batch_size=0"),
+    ("strategy.mix=shuffled", "strategy.mix='shuffled'"),
+    ("model.hidden=[]", "model.hidden"),
+])
+def test_bad_values_fail_before_reading_data(compose_cfg, tmp_path, override, message):
+    cfg = compose_cfg(override, "dataset.root=/nonexistent", "compression=1to4")
+    if message is None:  # the valid case reaches the data layer, which names the missing file
+        with pytest.raises(ConfigError, match="/nonexistent"):
+            run(cfg, tmp_path / "run")
+        return
+    with pytest.raises(ConfigError) as err:
+        run(cfg, tmp_path / "run")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_absent_speaker_and_class_are_named(compose_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="split.speaker"):
+        run(compose_cfg("split=sample_incremental", "split.speaker=9"), tmp_path / "a")
+    with pytest.raises(ConfigError, match="split.new_class"):
+        run(compose_cfg("split=class_incremental", "split.new_class=12"), tmp_path / "b")
+
+
+def test_cli_subprocess_run(tiny_root, tmp_path):
+    from tests.conftest import TINY
+
+    out = tmp_path / "cli-run"
+    cmd = [sys.executable, "-m", "spikecl", *TINY, f"dataset.root={tiny_root}", f"cache_dir={tmp_path / 'cache'}",
+           "split=class_incremental", "split.new_class=2", f"hydra.run.dir={out}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    check_run_folder(out, tasks=2)
+    assert (out / ".hydra" / "config.yaml").is_file()
+    log = (out / "spikecl.log").read_text()
+    assert "summary" in log and "final accuracy on all test data" in log
+    bad = subprocess.run(cmd[:-1] + ["strategy.mix=bogus", f"hydra.run.dir={tmp_path / 'bad'}"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert bad.returncode != 0
+    assert "strategy.mix='bogus' is not valid" in bad.stderr and "Traceback" not in bad.stderr
