@@ -7,6 +7,7 @@ import pytest
 import torch
 from tests.shd_factory import random_samples
 
+import spikecl.data.binning as binning
 from spikecl.data import BinnedSpikes, bin_dataset, bin_spikes
 
 # Grid with float16-exact edges: 12 steps over [0, 1.375] -> edges 0, 0.125, ..., 1.375 (dt = 0.125).
@@ -63,6 +64,30 @@ def test_bulk_equals_single(dtype: type) -> None:
     assert torch.equal(binned.dense(), single)
     assert single.max() >= 3  # counts, not 0/1, are exercised
     assert len(binned) == 60 and (binned.nnz_per_sample()[::12] == 0).all()
+
+
+def test_bulk_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Groups of samples are binned separately (memory); the result must not depend on the grouping."""
+    times, units = random_samples(np.random.default_rng(3), 40, max_spikes=120, nb_units=20)
+    grid = dict(nb_steps=10, max_time=1.4, nb_units=20)
+    whole = bin_dataset(times, units, **grid)
+    monkeypatch.setattr(binning, "CHUNK_SPIKES", 50)
+    chunked = bin_dataset(times, units, **grid)
+    for name in ("offsets", "steps", "units", "counts"):
+        assert np.array_equal(getattr(chunked, name), getattr(whole, name))
+    assert torch.equal(chunked.dense(), torch.stack([bin_spikes(t, u, **grid) for t, u in zip(times, units)]))
+    bad = [u.copy() for u in units]
+    bad[37][-1] = 20
+    with pytest.raises(ValueError, match="sample 37 has unit index 20"):
+        bin_dataset(times, bad, **grid)
+
+
+def test_bulk_no_samples() -> None:
+    b = bin_dataset([], [], **GRID)
+    assert len(b) == 0 and b.dense().shape == (0, 12, 8)
+    b = bin_dataset([[], []], [[], []], **GRID)  # plain lists: empty samples only
+    assert b.offsets.tolist() == [0, 0, 0] and b.dense().sum() == 0
+    assert bin_spikes([], [], **GRID).sum() == 0
 
 
 def test_bulk_by_hand_layout() -> None:

@@ -5,9 +5,9 @@ Hydra-configured experiment framework. Entry point: ``python -m spikecl [overrid
 is :func:`spikecl.run.run`.
 """
 
-__version__ = "0.1.0"
-
 import warnings
+
+__version__ = "0.1.0"
 
 # spikecl feeds binned spikes to the network as sparse CSR batches; torch flags that layout as beta.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")

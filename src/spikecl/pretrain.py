@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
 
 from spikecl.cl.sources import RawSource
 from spikecl.data import SpikeDataset, Task
@@ -108,7 +109,7 @@ def pretrain(model: RSNN, cfg: DictConfig, data: SpikeDataset, task: Task, devic
     rng = np.random.default_rng([cfg.seed, 0])
     timer = Timer()
     reg = (cfg.loss.reg_l1, cfg.loss.reg_l2)
-    for epoch in range(1, p.epochs + 1):
+    for epoch in tqdm(range(1, p.epochs + 1), desc="pretraining", unit="epoch", disable=not progress):
         batches = [[Part(source, b)] for b in minibatches(rng.permutation(len(source)), p.batch_size)]
         loss = timer.run(partial(train_epoch, model, optimizer, batches, 0, reg, progress, f"pretrain epoch {epoch}"))
         check_finite(loss, "pretrain", 0, epoch, "pretrain.lr")

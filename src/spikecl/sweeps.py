@@ -1,19 +1,28 @@
 """Multirun support: folder names that make a repeated sweep resume, the sweep status file, the report hook.
 
-conf/config.yaml names folders with two resolvers registered by :func:`register_resolvers`:
+conf/config.yaml names the folders of a multirun with resolvers registered by :func:`register_resolvers`:
 
-- ``hydra.sweep.dir: outputs/multirun/${spikecl_sweep_name:...}``: a readable name built from the sweep's
-  command-line overrides plus a short hash of them, e.g. ``strategy=naive,latent_replay-3f2a9c1e``; a named
-  sweep (``sweep=<name>``) is ``<name>``, or ``<name>-<other overrides>-<hash>`` when other overrides are
-  given. The same command therefore lands in the same folder, which is how a sweep resumes. The value is
-  cached, so every job of the sweep reuses the value computed from the sweep's own command line.
-- ``hydra.sweep.subdir: ${spikecl_run_name:...}``: one folder per job named by its overrides (``key=value``
-  sorted, joined by commas) without the keys in ``hydra.job.config.override_dirname.exclude_keys``, except
-  that ``seed`` is appended last whenever the job sets it, so replicate runs never share a folder. Characters
-  that are awkward in paths become ``_``; long values and long names are shortened with a hash.
+- ``hydra.sweep.dir``: ``outputs/multirun/<sweep name>``, built from the sweep's command-line overrides:
+  the swept ones first, then the others, then a short hash of all of them, e.g.
+  ``outputs/multirun/strategy=naive,latent_replay,split=class_incremental-3f2a9c1e``. A named sweep
+  (``sweep=<name>``) is ``<name>``, or ``<name>-<other overrides>-<hash>`` when other overrides are given.
+  The same command lands in the same folder, which is how a sweep resumes.
+- ``hydra.sweep.subdir``: one folder per job, named by the overrides that vary across the sweep
+  (``key=value`` sorted, joined by commas), e.g. ``split.speaker=3,strategy.latent_depth=1``; a sweep
+  that varies nothing names its job by all its overrides.
 
-Runs of the :mod:`spikecl sweeper <hydra_plugins.spikecl_sweeper>` end with ``sweep_status.json`` and
-the report; :class:`ReportCallback` writes the report after sweeps run by other sweepers.
+Keys in ``hydra.job.config.override_dirname.exclude_keys`` (device, cache_dir, ...) do not name a sweep,
+so it resumes in the same folder with another device or cache. ``seed`` is listed there only for Hydra's
+own ``override_dirname``: spikecl's names keep it, because it changes results. Characters awkward in paths
+become ``_``; long values and long names are shortened to a prefix and a hash.
+
+Both names derive from the sweep's own command line, which a job cannot see (its
+``hydra.overrides.task`` holds the job's overrides). The resolvers that read it are therefore cached:
+Hydra resolves ``hydra.sweep.dir`` in the sweep's config before composing jobs and copies the resolver
+cache into every job's config, so every job reuses the sweep's values.
+
+Sweeps run by the spikecl sweeper (:mod:`hydra_plugins.spikecl_sweeper`) end with ``sweep_status.json``
+and the report; :class:`ReportCallback` writes the report after sweeps run by other sweepers.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -36,9 +47,10 @@ log = logging.getLogger(__name__)
 
 SWEEP_NAME_RESOLVER = "spikecl_sweep_name"
 RUN_NAME_RESOLVER = "spikecl_run_name"
+SWEPT_KEYS_RESOLVER = "spikecl_swept_keys"
 SWEEPER_TARGET = "hydra_plugins.spikecl_sweeper.spikecl_sweeper.SpikeclSweeper"
 SWEEP_STATUS = "sweep_status.json"
-SEED_KEY = "seed"  # excluded from run names like device or cache_dir, but it changes results: kept last
+SEED_KEY = "seed"  # changes results: names keep it even though exclude_keys lists it
 SWEEP_KEY = "sweep"  # the named-sweep group
 DEFAULT_NAME = "default"  # the folder of a job or sweep without naming overrides
 MAX_VALUE = 40  # longer override values are shortened to a prefix and a hash
@@ -49,19 +61,25 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.=,+@%-]+")
 
 def register_resolvers() -> None:
     """Register the folder-name resolvers with OmegaConf (idempotent; call before composing a config)."""
-    # Cached: a job recomposes the config, and the cache Hydra copies from the sweep's config makes every
-    # job see the name of the sweep, not one built from the job's own overrides.
+    # Cached: see the module docstring; the run name is per job and must not be.
+    OmegaConf.register_new_resolver(SWEPT_KEYS_RESOLVER, _swept_keys_resolver, use_cache=True, replace=True)
     OmegaConf.register_new_resolver(SWEEP_NAME_RESOLVER, _sweep_name_resolver, use_cache=True, replace=True)
     OmegaConf.register_new_resolver(RUN_NAME_RESOLVER, _run_name_resolver, replace=True)
 
 
-def sweep_name(overrides: Sequence[str], exclude_keys: Iterable[str] = ()) -> str:
-    """Folder name of a sweep from its command-line overrides (sweep syntax allowed); deterministic.
+def swept_keys(overrides: Sequence[str], params: Mapping[str, Any] | None = None) -> list[str]:
+    """Keys that take several values in a sweep: sweep-syntax command-line overrides and
+    ``hydra.sweeper.params`` entries (a command-line override of the same key takes precedence)."""
+    final: dict[str, str] = {key: f"{key}={value}" for key, value in (params or {}).items()}
+    for item in overrides:
+        final[_split(item)[0]] = item
+    return sorted(key for key, item in final.items() if _is_sweep(item))
 
-    Keys in ``exclude_keys`` (execution settings like device) do not name the sweep, so a sweep resumes in
-    the same folder on another machine; ``sweep=<name>`` names it.
-    """
-    excluded = set(exclude_keys) - {SWEEP_KEY}
+
+def sweep_name(overrides: Sequence[str], exclude_keys: Iterable[str] = (), swept: Iterable[str] = ()) -> str:
+    """Folder name of a sweep from its command-line overrides (sweep syntax allowed); deterministic."""
+    excluded = set(exclude_keys) - {SEED_KEY, SWEEP_KEY}
+    swept = set(swept)
     named = ""
     rest = []
     for item in overrides:
@@ -70,37 +88,49 @@ def sweep_name(overrides: Sequence[str], exclude_keys: Iterable[str] = ()) -> st
             named = _sanitize(value)
         elif key not in excluded:
             rest.append(item)
-    rest.sort()
     if not rest:
         return named or DEFAULT_NAME
+    rest.sort(key=lambda item: (_split(item)[0] not in swept, item))
     readable = _shorten(",".join(_sanitize(item) for item in rest), MAX_NAME)
-    return "-".join(part for part in (named, readable, _hash("\n".join(rest))) if part)
+    return "-".join(part for part in (named, readable, _hash("\n".join(sorted(rest)))) if part)
 
 
 def run_name(
-    overrides: Sequence[str], exclude_keys: Iterable[str] = (), kv_sep: str = "=", item_sep: str = ","
+    overrides: Sequence[str],
+    exclude_keys: Iterable[str] = (),
+    swept: Iterable[str] = (),
+    kv_sep: str = "=",
+    item_sep: str = ",",
 ) -> str:
-    """Folder name of one job from its overrides: ``key=value`` sorted, excluded keys dropped, seed last."""
-    excluded = set(exclude_keys)
+    """Folder name of one job: its overrides of the swept keys, or when nothing is swept all its
+    overrides but the excluded keys (seed is kept, last)."""
+    swept = set(swept)
+    excluded = set(exclude_keys) - {SEED_KEY}
     items, seeds = [], []
     for item in overrides:
         key, value = _split(item)
-        if key == SEED_KEY:
-            seeds.append((item.partition("=")[0], value))
-        elif key not in excluded:
-            items.append((item.partition("=")[0], value))
+        if (key in swept) if swept else (key not in excluded):
+            (seeds if key == SEED_KEY else items).append((item.partition("=")[0], value))
     parts = [f"{_sanitize(k)}{kv_sep}{_sanitize_value(v)}" for k, v in sorted(items) + seeds]
     return _shorten(item_sep.join(parts), MAX_NAME) or DEFAULT_NAME
 
 
-def _sweep_name_resolver(overrides: Any, dirname_cfg: Any = None) -> str:
-    return sweep_name(_strings(overrides), _exclude_keys(dirname_cfg))
+def _swept_keys_resolver(overrides: Any, params: Any = None) -> list[str]:
+    return swept_keys(_strings(overrides), params if isinstance(params, Mapping) else None)
 
 
-def _run_name_resolver(overrides: Any, dirname_cfg: Any = None) -> str:
+def _sweep_name_resolver(overrides: Any, dirname_cfg: Any = None, swept: Any = ()) -> str:
+    return sweep_name(_strings(overrides), _exclude_keys(dirname_cfg), _strings(swept))
+
+
+def _run_name_resolver(overrides: Any, dirname_cfg: Any = None, swept: Any = ()) -> str:
     seps = dirname_cfg if isinstance(dirname_cfg, Mapping) else {}
     return run_name(
-        _strings(overrides), _exclude_keys(dirname_cfg), seps.get("kv_sep", "="), seps.get("item_sep", ",")
+        _strings(overrides),
+        _exclude_keys(dirname_cfg),
+        _strings(swept),
+        seps.get("kv_sep", "="),
+        seps.get("item_sep", ","),
     )
 
 
@@ -161,6 +191,13 @@ class ReportCallback(Callback):
         if OmegaConf.select(config, "hydra.sweeper._target_") == SWEEPER_TARGET:
             return
         write_report_safely(Path(str(config.hydra.sweep.dir)))
+
+
+def _is_sweep(item: str) -> bool:
+    try:
+        return OverridesParser.create().parse_override(item).is_sweep_override()
+    except HydraException:
+        return False
 
 
 def _split(item: str) -> tuple[str, str]:

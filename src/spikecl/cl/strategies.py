@@ -22,6 +22,7 @@ from functools import partial
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from spikecl.cl.buffer import ReplayBuffer, select_samples
 from spikecl.cl.sources import BufferSource, CachedLatents, RawSource
@@ -109,7 +110,8 @@ class Strategy:
         optimizer = self.optimizer(trainable)  # fresh for every task, as the paper
         rng = np.random.default_rng([ctx.seed, 2, task_index])
         timer = ctx.timer or Timer()
-        for epoch in range(1, self.epochs + 1):
+        for epoch in tqdm(range(1, self.epochs + 1), desc=f"task {task_index} ({task.name})", unit="epoch",
+                          disable=not ctx.progress):
             batches = plan_epoch(new, replay, self.batch_size, self.mix, rng)
             loss = timer.run(partial(train_epoch, model, optimizer, batches, self.depth, ctx.reg, ctx.progress,
                                      f"task {task_index} epoch {epoch}"))

@@ -9,7 +9,7 @@ float16 times are upcast to float64 before any comparison or arithmetic.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -39,9 +39,11 @@ def bin_spikes(
     """
     t = np.asarray(times).astype(np.float64).ravel()
     u = np.asarray(units).ravel()
+    if not u.size:  # np.asarray([]) is float64
+        u = u.astype(np.int64)
     if len(t) != len(u):
         raise ValueError(f"{len(t)} spike times but {len(u)} units")
-    _check_units(u, np.array([0, len(u)]), nb_units)
+    _check_units(u, nb_units)
     bad = np.isnan(t) | (t < 0)
     if bad.any():
         raise ValueError(f"spike {np.argmax(bad)} has an invalid time ({t[bad][0]}); times must be >= 0")
@@ -96,66 +98,102 @@ def bin_flat(
     """Bin flat spike arrays (sample i owns the next ``lengths[i]`` spikes) into a :class:`BinnedSpikes`.
 
     Each spike gets a key ``sample * T * U + step * U + unit``; sorting the keys and counting runs gives
-    the events, already ordered by (sample, step, unit).
+    the events, already ordered by (sample, step, unit). The work goes through consecutive groups of
+    samples of about ``CHUNK_SPIKES`` spikes: the temporaries then stay small enough for the allocator
+    to reuse, where fresh arrays of ~80 M entries cost more in page faults than the arithmetic itself.
     """
     nb_steps, nb_units = int(nb_steps), int(nb_units)
+    times, units = np.asarray(times), np.asarray(units)
+    if not units.size:  # np.asarray([]) is float64
+        units = units.astype(np.int64)
+    if units.dtype.kind not in "iu":
+        raise ValueError(f"unit indices must be integers, got dtype {units.dtype}")
     bounds = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=bounds[1:])
-    _check_units(units, bounds, nb_units)
-    step = spike_steps(times, nb_steps, max_time)
+    to_steps = _step_coder(times.dtype, nb_steps, max_time)
+    targets = np.arange(CHUNK_SPIKES, bounds[-1], CHUNK_SPIKES)
+    cuts = np.unique(np.concatenate([[0], np.searchsorted(bounds, targets), [len(lengths)]]))
+    if len(cuts) == 1:  # no samples at all
+        cuts = np.array([0, 0])
+    parts = []
+    for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+        lo, hi = bounds[a], bounds[b]
+        parts.append(_bin_chunk(times[lo:hi], units[lo:hi], bounds[a : b + 1] - lo, a, to_steps, nb_steps, nb_units))
+    return BinnedSpikes.concatenate(parts)
+
+
+CHUNK_SPIKES = 1 << 21
+
+
+def _bin_chunk(
+    times: np.ndarray,
+    units: np.ndarray,
+    bounds: np.ndarray,
+    first_sample: int,
+    to_steps: Callable[[np.ndarray], np.ndarray],
+    nb_steps: int,
+    nb_units: int,
+) -> BinnedSpikes:
+    """Bin samples ``first_sample...`` whose spikes are ``times/units[bounds[i]:bounds[i+1]]``."""
+    bad = units >= nb_units
+    if units.dtype.kind == "i":
+        bad |= units < 0
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise ValueError(
+            f"sample {_sample_of(bounds, first, first_sample)} has unit index {int(units[first])}, "
+            f"outside [0, {nb_units}) (dataset.nb_units={nb_units})"
+        )
+    step = to_steps(times)
     if len(step) and step.min() == _INVALID:
         first = int(np.argmax(step == _INVALID))
-        sample = int(np.searchsorted(bounds, first, side="right") - 1)
         raise ValueError(
-            f"sample {sample} has an invalid spike time ({float(times[first])}); times must be >= 0 and not NaN"
+            f"sample {_sample_of(bounds, first, first_sample)} has an invalid spike time "
+            f"({float(times[first])}); times must be >= 0 and not NaN"
         )
 
-    # Fresh large arrays are costly (page faults), so the key is built in place in one buffer.
-    n, grid = len(lengths), nb_steps * nb_units
+    n, grid = len(bounds) - 1, nb_steps * nb_units
     kd = np.uint32 if n * grid < 2**32 else np.uint64
     key = step.astype(kd)
     key *= kd(nb_units)
     key += units.astype(kd, copy=False)
-    key += np.repeat(np.arange(n, dtype=kd) * kd(grid), lengths)
+    key += np.repeat(np.arange(n, dtype=kd) * kd(grid), np.diff(bounds))
     key = key[step < nb_steps]  # drop spikes at or after max_time
-    del step
     key.sort()
 
     first = np.ones(len(key), dtype=bool)
     np.not_equal(key[1:], key[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    counts = np.empty(len(starts), dtype=np.int64)
-    np.subtract(starts[1:], starts[:-1], out=counts[:-1])
-    counts[-1:] = len(key) - starts[-1:]
+    counts = np.diff(np.flatnonzero(np.append(first, True)))
     key = key[first]
-    offsets = np.searchsorted(key, np.arange(n + 1, dtype=kd) * kd(grid)).astype(np.int64)
     rest = key % kd(grid)
-    units_out = (rest % kd(nb_units)).astype(smallest_uint(max(nb_units - 1, 65535)))
-    np.floor_divide(rest, kd(nb_units), out=rest)
     return BinnedSpikes(
-        offsets=offsets,
-        steps=rest.astype(smallest_uint(nb_steps - 1)),
-        units=units_out,
+        offsets=np.searchsorted(key, np.arange(n + 1, dtype=kd) * kd(grid)).astype(np.int64),
+        steps=(rest // kd(nb_units)).astype(smallest_uint(nb_steps - 1)),
+        units=(rest % kd(nb_units)).astype(smallest_uint(max(nb_units - 1, 65535))),
         counts=counts.astype(smallest_uint(int(counts.max()) if len(counts) else 0)),
         nb_steps=nb_steps,
         nb_units=nb_units,
     )
 
 
-def spike_steps(times: np.ndarray, nb_steps: int, max_time: float) -> np.ndarray:
-    """Step index of each spike: ``nb_steps`` for dropped spikes, -1 for NaN or negative times.
+def _sample_of(bounds: np.ndarray, spike: int, first_sample: int) -> int:
+    """Index of the sample that owns spike position ``spike`` of a chunk starting at ``first_sample``."""
+    return first_sample + int(np.searchsorted(bounds, spike, side="right") - 1)
+
+
+def _step_coder(dtype: np.dtype, nb_steps: int, max_time: float) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from spike times to step codes: the step, ``nb_steps`` if dropped, -1 if NaN or < 0.
 
     float16 times have only 65,536 bit patterns: the step of every pattern is computed once (from its
     exact float64 value) and looked up, which is much faster than digitizing ~80 M spikes.
     """
     edges = time_edges(nb_steps, max_time)
-    times = np.asarray(times)
-    if times.dtype == np.float16:
+    if dtype == np.float16:
         table = _step_codes(np.arange(2**16, dtype=np.uint16).view(np.float16).astype(np.float64), edges)
-        return table[times.view(np.uint16)]
-    if times.dtype.kind not in "fiu":
-        raise ValueError(f"spike times must be numbers, got dtype {times.dtype}")
-    return _step_codes(times.astype(np.float64), edges)
+        return lambda t: table[t.view(np.uint16)]
+    if dtype.kind not in "fiu":
+        raise ValueError(f"spike times must be numbers, got dtype {dtype}")
+    return lambda t: _step_codes(t.astype(np.float64), edges)
 
 
 def _step_codes(t: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -168,17 +206,10 @@ def _step_codes(t: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return step
 
 
-def _check_units(units: np.ndarray, bounds: np.ndarray, nb_units: int) -> None:
-    """ValueError naming the first sample with a unit index outside ``[0, nb_units)``."""
+def _check_units(units: np.ndarray, nb_units: int) -> None:
+    """ValueError for a unit index outside ``[0, nb_units)`` (single sample)."""
     if units.dtype.kind not in "iu":
         raise ValueError(f"unit indices must be integers, got dtype {units.dtype}")
-    if not len(units):
-        return
-    bad = (units >= nb_units) | (units < 0) if units.dtype.kind == "i" else units >= nb_units
+    bad = (units >= nb_units) | (units < 0)
     if bad.any():
-        first = int(np.argmax(bad))
-        sample = int(np.searchsorted(bounds, first, side="right") - 1)
-        raise ValueError(
-            f"sample {sample} has unit index {int(units[first])}, outside [0, {nb_units}) "
-            f"(dataset.nb_units={nb_units})"
-        )
+        raise ValueError(f"unit index {int(units[np.argmax(bad)])} is outside [0, {nb_units})")
