@@ -64,13 +64,15 @@ def make_run(
     (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides))
 
     final = accuracy(depth, buffer, speaker or 0)
-    if metrics:
-        rows = [("pretrain", 0, e, "all", 0.4 + 0.01 * e) for e in range(EPOCHS + 1)]
+    if metrics:  # as spikecl.run writes it: task 0 = evaluation before CL, tasks 1.. = epochs 1..EPOCHS
+        rows = [("pretrain", 0, e, "all", 0.4 + 0.01 * e) for e in range(1, EPOCHS + 1)]
+        rows += [("cl", 0, 0, subset, 0.45) for subset in ("old", "seen", "all")]
         for task in range(1, tasks + 1):
-            rows += [("cl", task, e, "all", final - 0.02 * (EPOCHS - e) - 0.01 * (tasks - task)) for e in range(EPOCHS + 1)]
-            rows += [("cl", task, e, "new", 0.9) for e in range(EPOCHS + 1)]
+            late = 0.01 * (tasks - task)
+            rows += [("cl", task, e, "all", final - 0.02 * (EPOCHS - e) - late) for e in range(1, EPOCHS + 1)]
+            rows += [("cl", task, e, subset, 0.9) for e in range(1, EPOCHS + 1) for subset in ("new", "seen")]
         frame = pd.DataFrame(rows, columns=["phase", "task", "epoch", "subset", "accuracy"])
-        frame.assign(loss=1.0, seconds=0.1).to_csv(folder / "metrics.csv", index=False)
+        frame.assign(loss=1.0, train_loss=1.0, seconds=0.1).to_csv(folder / "metrics.csv", index=False)
     if status is not None:
         summary = {
             "status": status, "dataset": "synthetic", "protocol": "merged", "split": split,
@@ -205,13 +207,13 @@ def test_stale_figures_are_removed(sweep: Path) -> None:
 def test_sweep_status_failures_are_listed(sweep: Path) -> None:
     status = {
         "counts": {"completed": 11, "skipped": 0, "failed": 1},
-        "jobs": [{"num": 3, "dir": None, "overrides": ["strategy.latent_depth=9"], "status": "failed",
-                  "error": "ConfigError: latent_depth 9"}],
+        "jobs": [{"num": 3, "dir": None, "name": "strategy.latent_depth=9", "overrides": ["strategy.latent_depth=9"],
+                  "status": "failed", "error": "ConfigError: latent_depth 9\n\ndetails"}],
     }  # fmt: skip
     (sweep / "sweep_status.json").write_text(json.dumps(status))
     text = write_report([sweep]).report_md.read_text()
     assert "## Sweep status" in text
-    assert "failed: `(no folder)` (strategy.latent_depth=9): ConfigError: latent_depth 9" in text
+    assert "- failed #3: `strategy.latent_depth=9` (no folder): ConfigError: latent_depth 9\n" in text
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -243,3 +245,26 @@ def test_helpers() -> None:
     assert human_bytes(22_400_000) == "22.4 MB"
     assert human_bytes(625) == "625 B"
     assert parse_overrides(["+a.b=1", "++c=x=y", "d=[1,2]"]) == {"a.b": "1", "c": "x=y", "d": "[1,2]"}
+
+
+def test_figure_data_follow_the_paper(sweep: Path) -> None:
+    from spikecl.report import plots
+    from spikecl.report.table import flat_scalars
+
+    done = [load_run(p) for p in find_run_folders([sweep])]
+    done = [run for run in done if run.completed]
+    frame = pd.DataFrame([{**flat_scalars(r.summary), "_index": i} for i, r in enumerate(done)])
+    metrics = plots._MetricsCache(done)
+
+    fig6 = plots._progressive(frame[frame["split"] == "progressive"], metrics, done)
+    ax = fig6.axes[0]
+    curves = [line for line in ax.lines if not line.get_label().startswith("pretrained")]
+    assert [list(line.get_xdata()) for line in curves] == [[11, 12, 13, 14]] * 2  # classes learned, 10 old
+    pretrained = next(line for line in ax.lines if line.get_label() == "pretrained")
+    assert pretrained.get_ydata()[0] == pytest.approx(45.0)
+
+    fig5a = plots._acc_vs_epoch(frame[frame["split"] == "sample_incremental"], metrics, "sample_incremental")
+    line = next(line for line in fig5a.axes[0].lines if line.get_label().startswith("buffer 640"))
+    assert list(line.get_xdata()) == list(range(EPOCHS + 1))  # epoch 0: before CL
+    assert line.get_ydata()[0] == pytest.approx(45.0)
+    assert line.get_ydata()[-1] == pytest.approx(100 * (accuracy(1, 640, 0) + accuracy(1, 640, 1)) / 2)

@@ -140,6 +140,7 @@ class JobRecord:
 
     num: int
     overrides: list[str]
+    name: str = ""  # what sets the job apart: its overrides of the swept keys (see run_name)
     dir: str | None = None  # the run folder (absolute); None when the job could not be composed
     status: str | None = None  # completed | skipped (already completed) | failed
     error: str | None = None
@@ -158,12 +159,13 @@ def write_sweep_status(sweep_dir: str | os.PathLike[str], records: Sequence[JobR
 
 
 def failed_jobs_message(records: Sequence[JobRecord], sweep_dir: str | os.PathLike[str]) -> str:
-    """One line per failed job: number, folder, overrides and error."""
+    """One line per failed job: number, folder (or name when it has none) and the error's first line."""
     lines = []
     for r in records:
         if r.status == "failed":
-            where = _relative(r.dir, Path(sweep_dir)) or "(no folder)"
-            lines.append(f"  #{r.num} {where} [{' '.join(r.overrides)}]: {r.error}")
+            where = _relative(r.dir, Path(sweep_dir)) or f"{r.name} (no folder)"
+            first = (r.error or "").strip().splitlines()
+            lines.append(f"  #{r.num} {where}: {first[0] if first else 'unknown error'}")
     return "\n".join(lines)
 
 
@@ -174,9 +176,10 @@ def write_report_safely(sweep_dir: str | os.PathLike[str]) -> Path | None:
 
         result = write_report([sweep_dir])
     except Exception:
-        log.exception("could not write the report of %s; retry with: python -m spikecl.report %s", sweep_dir, sweep_dir)
+        log.exception("could not write the report of %s; retry: python -m spikecl.report %s", sweep_dir, sweep_dir)
         return None
-    log.info("report: %s (%d completed, %d incomplete runs)", result.report_md, result.completed, len(result.incomplete))
+    log.info("report: %s (%d completed, %d incomplete runs)", result.report_md, result.completed,
+             len(result.incomplete))
     return result.report_md
 
 

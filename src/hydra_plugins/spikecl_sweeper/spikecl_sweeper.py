@@ -19,15 +19,16 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.errors import HydraException
-from omegaconf import OmegaConf, open_dict
+from hydra.errors import CompactHydraException
+from omegaconf import OmegaConf, open_dict, read_write
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,9 @@ class SpikeclSweeperConf:
 
     _target_: str = "hydra_plugins.spikecl_sweeper.spikecl_sweeper.SpikeclSweeper"
     # Launch at most this many jobs at once (None: all); each batch waits for the previous one.
-    max_batch_size: Optional[int] = None
+    max_batch_size: int | None = None
     # Sweep definition in config, e.g. {split.speaker: "range(0,12)"}; the command line takes precedence.
-    params: Optional[Dict[str, str]] = None
+    params: dict[str, str] | None = None
     # Write <sweep dir>/report.md, summary.csv and plots/ at the end (also when jobs failed).
     report: bool = True
 
@@ -48,7 +49,7 @@ class SpikeclSweeperConf:
 ConfigStore.instance().store(group="hydra/sweeper", name="spikecl", node=SpikeclSweeperConf, provider="spikecl")
 
 
-class SweepFailedError(HydraException):
+class SweepFailedError(CompactHydraException):
     """Some jobs of the sweep failed; the message lists them (the others ran to the end)."""
 
 
@@ -56,13 +57,15 @@ class SpikeclSweeper(BasicSweeper):
     """See the module docstring."""
 
     def __init__(
-        self, max_batch_size: Optional[int] = None, params: Optional[Dict[str, str]] = None, report: bool = True
+        self, max_batch_size: int | None = None, params: dict[str, str] | None = None, report: bool = True
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.report = report
 
-    def sweep(self, arguments: List[str]) -> Any:
-        from spikecl.sweeps import JobRecord, failed_jobs_message, write_report_safely, write_sweep_status
+    def sweep(self, arguments: list[str]) -> Any:
+        from spikecl.sweeps import (JobRecord, failed_jobs_message, run_name, swept_keys, write_report_safely,
+                                    write_sweep_status)
+        from spikecl.utils.atomic import write_with
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -72,17 +75,20 @@ class SpikeclSweeper(BasicSweeper):
         # Resolving the sweep folder here fills the resolver cache that every job's config inherits.
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        write_with(sweep_dir / "multirun.yaml", lambda tmp: OmegaConf.save(self.config, tmp))
 
-        records = [JobRecord(num=i, overrides=list(job)) for i, job in enumerate(jobs)]
-        resumable = self._plan(records)
+        swept = swept_keys(list(arguments), self.params)
+        exclude = list(self.config.hydra.job.config.override_dirname.exclude_keys)
+        records = [JobRecord(i, list(job), name=run_name(job, exclude, swept)) for i, job in enumerate(jobs)]
+        resumable = self._plan(records, sweep_dir)
         pending = [r for r in records if r.status is None]
         done_before = {r.num for r in pending if r.dir is not None and _completed(r.dir)}
+        skipped = sum(r.status == "skipped" for r in records)
         log.info(
-            f"Sweep {sweep_dir}: {len(records)} jobs, {len(records) - len(pending)} skipped or not composable, "
-            f"{len(pending)} to run"
+            f"Sweep {sweep_dir}: {len(records)} jobs, {skipped} already completed, "
+            f"{len(records) - len(pending) - skipped} not composable, {len(pending)} to run"
         )
-        returns: List[Sequence[JobReturn]] = []
+        returns: list[Sequence[JobReturn]] = []
         launched = 0
         for batch in self._batches(pending, contiguous=not resumable):
             # Job numbers follow the launch order, or the sweep order when folder names depend on them.
@@ -104,26 +110,25 @@ class SpikeclSweeper(BasicSweeper):
             )
         return returns
 
-    def _plan(self, records: Sequence[Any]) -> bool:
+    def _plan(self, records: Sequence[Any], sweep_dir: Path) -> bool:
         """Compose every job and resolve its folder; mark completed jobs skipped unless that is unsafe.
 
         Returns False when folder names depend on the job number: then nothing is skipped here (every job
         keeps its number and a completed one skips itself in run()).
         """
         number_dependent = False
-        owners: Dict[str, Any] = {}
+        owners: dict[str, Any] = {}
         for record in records:
             try:
-                record.dir = self._run_dir(record.overrides, record.num)
-                if not number_dependent:
-                    number_dependent = record.dir != self._run_dir(record.overrides, record.num + 10**6)
+                record.dir, depends_on_num = self._run_dir(record.overrides, record.num)
+                number_dependent = number_dependent or depends_on_num
             except Exception as err:  # a config that cannot be composed fails this job only
                 record.status, record.error = "failed", f"could not compose the job's config: {_describe(err)}"
-                log.error(f"#{record.num} [{' '.join(record.overrides)}]: {record.error}")
+                log.error(f"#{record.num} {record.name}: {record.error}")
                 continue
             if record.dir in owners:
                 other = owners[record.dir]
-                raise HydraException(
+                raise CompactHydraException(
                     f"jobs #{other.num} [{' '.join(other.overrides)}] and #{record.num} "
                     f"[{' '.join(record.overrides)}] would share the run folder {record.dir}: remove the key that "
                     "tells them apart from hydra.job.config.override_dirname.exclude_keys, or set "
@@ -139,30 +144,34 @@ class SpikeclSweeper(BasicSweeper):
         for record in records:
             if record.status is None and _completed(record.dir):
                 record.status = "skipped"
-                log.info(f"#{record.num} skipping: already completed: {record.dir}")
+                log.info(f"#{record.num} skipping: already completed: {os.path.relpath(record.dir, sweep_dir)}")
         return True
 
-    def _run_dir(self, overrides: Sequence[str], num: int) -> str:
-        """The folder run_job would use for this job, composed exactly as a launcher composes it."""
+    def _run_dir(self, overrides: Sequence[str], num: int) -> tuple[str, bool]:
+        """The folder run_job would use for this job (composed as a launcher composes it), and whether that
+        folder depends on the job number."""
         assert self.config is not None and self.hydra_context is not None
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-        with open_dict(cfg):
-            cfg.hydra.job.num = num
-            cfg.hydra.job.id = f"{cfg.hydra.job.name}_{num}"
         saved = HydraConfig.instance().cfg
         try:
-            HydraConfig.instance().set_config(cfg)  # for ${hydra:...} interpolations in the folder names
-            return os.path.abspath(os.path.join(str(cfg.hydra.sweep.dir), str(cfg.hydra.sweep.subdir)))
+            folders = []
+            for n in (num, num + 10**6):
+                with read_write(cfg.hydra), open_dict(cfg.hydra):  # set_config leaves cfg.hydra read-only
+                    cfg.hydra.job.num = n
+                    cfg.hydra.job.id = f"{cfg.hydra.job.name}_{n}"
+                HydraConfig.instance().set_config(cfg)  # for ${hydra:...} interpolations in the folder names
+                folders.append(os.path.abspath(os.path.join(str(cfg.hydra.sweep.dir), str(cfg.hydra.sweep.subdir))))
+            return folders[0], folders[0] != folders[1]
         finally:
             HydraConfig.instance().cfg = saved
 
-    def _batches(self, pending: Sequence[Any], contiguous: bool) -> List[List[Any]]:
+    def _batches(self, pending: Sequence[Any], contiguous: bool) -> list[list[Any]]:
         """Chunks of at most max_batch_size jobs; with ``contiguous``, also cut wherever job numbers jump."""
-        batches: List[List[Any]] = []
+        batches: list[list[Any]] = []
         if not pending:
             return batches
         for chunk in self.split_overrides_to_chunks(list(pending), self.max_batch_size):
-            current: List[Any] = []
+            current: list[Any] = []
             for record in chunk:
                 if current and contiguous and record.num != current[-1].num + 1:
                     batches.append(current)
@@ -179,10 +188,12 @@ class SpikeclSweeper(BasicSweeper):
         except Exception as err:  # e.g. a SLURM job killed at its time limit: keep going with the next batch
             log.exception(f"the launcher failed for jobs #{batch[0].num}..#{batch[-1].num}")
             for record in batch:
-                done = record.dir is not None and _completed(record.dir)
-                record.status, record.error = ("completed", None) if done else ("failed", _describe(err))
+                if record.dir is not None and _completed(record.dir):
+                    record.status = "skipped" if record.num in done_before else "completed"
+                else:
+                    record.status, record.error = "failed", f"launcher error: {_describe(err)}"
             return []
-        for record, result in zip(batch, results):
+        for record, result in zip(batch, results, strict=True):
             if result.hydra_cfg is not None:
                 record.dir = str(result.hydra_cfg.hydra.runtime.output_dir)
             if result.status == JobStatus.COMPLETED:

@@ -37,12 +37,13 @@ def reference_forward(model: RSNN, x: Tensor) -> tuple[Tensor, Tensor]:
     w, v = list(model.w), list(model.v) if model.v is not None else None
     alpha, beta, thr, scale = model.alpha, model.beta, model.threshold, model.surrogate_scale
     widths = model.sizes[1:]
-    syn = [torch.zeros(batch, h) for h in widths]
-    mem = [torch.zeros(batch, h) for h in widths]
-    prev = [torch.zeros(batch, h) for h in widths]
+    like = dict(dtype=x.dtype, device=x.device)
+    syn = [torch.zeros(batch, h, **like) for h in widths]
+    mem = [torch.zeros(batch, h, **like) for h in widths]
+    prev = [torch.zeros(batch, h, **like) for h in widths]
     current1 = torch.einsum("btu,uh->bth", x, w[0])
-    flt = torch.zeros(batch, model.nb_outputs)
-    out = torch.zeros(batch, model.nb_outputs)
+    flt = torch.zeros(batch, model.nb_outputs, **like)
+    out = torch.zeros(batch, model.nb_outputs, **like)
     out_rec, spk_rec = [out], []
     for t in range(steps):
         below = None

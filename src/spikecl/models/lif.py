@@ -27,72 +27,136 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from spikecl.models.sparse import Events, project, rows_matmul, to_csr
+
+
+# The recurrent input s[t-1] @ V of a layer at least this wide is summed over the spikes only (on a CPU, per
+# step, while at most EVENT_STEP_DENSITY of the [B, H] spikes are ones): cheaper than the dense product there,
+# and the positions it finds give the layer's Events for the products with the next layer for free.
+EVENT_MIN_WIDTH = 128
+EVENT_STEP_DENSITY = 0.1
+
+
+class LIFRun(NamedTuple):
+    """One LIF layer over all steps: spikes [T, B, H], membranes before each update (if kept), and each step's
+    spike positions (``torch.nonzero`` of spikes[t]) where the recurrence was event-driven."""
+
+    spikes: Tensor
+    membranes: Tensor | None
+    nonzeros: list[Tensor] | None
+
 
 def lif_spikes(current: Tensor, recurrent: Tensor | None, alpha: float, beta: float, threshold: float,
-               keep_membrane: bool = False) -> tuple[Tensor, Tensor | None]:
-    """Run one LIF layer over all steps; returns spikes [T, B, H] and, if asked, membranes before each update."""
+               keep_membrane: bool = False) -> LIFRun:
+    """Run one LIF layer over all steps of a time-major current [T, B, H].
+
+    Every step writes into preallocated storage (the membrane trace doubles as the state), so nothing is
+    copied. The arithmetic is the paper's, in its order: (beta * mem + syn) and (alpha * syn + h) are rounded
+    as there, h = (s @ V) + I, and the reset ``m - m * s`` is exact for s in {0, 1}.
+    """
     steps, batch, width = current.shape
     spikes = current.new_empty(steps, batch, width)
-    mems = current.new_empty(steps, batch, width) if keep_membrane else None
+    mems = current.new_empty(steps if keep_membrane else 2, batch, width)
+    mems[0].zero_()
     syn = current.new_zeros(batch, width)
-    mem = current.new_zeros(batch, width)
     h = current.new_empty(batch, width)
+    # Per-step views made at once, and the constants as 0-dim tensors: a Python number would be wrapped into
+    # a new tensor by every call; the values (rounded to the tensors' dtype) are the same.
+    spk, cur, state = spikes.unbind(0), current.unbind(0), mems.unbind(0)
+    a, b, thr = (torch.tensor(c, dtype=current.dtype) for c in (alpha, beta, threshold))
+    event_driven = recurrent is not None and current.device.type == "cpu" and width >= EVENT_MIN_WIDTH
+    nonzeros: list[Tensor] | None = [] if event_driven else None
+    row_ids = torch.arange(batch)
+    dense_above = EVENT_STEP_DENSITY * batch * width
     for t in range(steps):
-        if recurrent is not None and t > 0:
-            torch.addmm(current[t], spikes[t - 1], recurrent, out=h)
+        mem = state[t if keep_membrane else t % 2]
+        torch.gt(mem, thr, out=spk[t])
+        if nonzeros is not None:
+            nonzeros.append(torch.nonzero(spk[t]))
+        if t + 1 == steps:  # the last update would only feed states that are never read
+            break
+        nxt = state[t + 1 if keep_membrane else (t + 1) % 2]
+        torch.mul(mem, b, out=nxt)
+        nxt.add_(syn)                              # uses syn[t], advanced only below
+        nxt.addcmul_(nxt, spk[t], value=-1.0)      # reset to zero where the neuron fired
+        if recurrent is None or t == 0:
+            syn.mul_(a).add_(cur[t])
+        elif nonzeros is not None and len(nonzeros[t - 1]) <= dense_above:
+            syn.mul_(a).add_(rows_matmul(nonzeros[t - 1], recurrent, row_ids).add_(cur[t]))
         else:
-            h.copy_(current[t])
-        if mems is not None:
-            mems[t] = mem
-        fired = mem > threshold
-        spikes[t] = fired
-        mem.mul_(beta).add_(syn).masked_fill_(fired, 0.0)  # uses syn[t], advanced only below
-        syn.mul_(alpha).add_(h)
-    return spikes, mems
+            syn.mul_(a).add_(torch.addmm(cur[t], spk[t - 1], recurrent, out=h))
+    return LIFRun(spikes, mems if keep_membrane else None, nonzeros)
+
+
+def spike_events(run: LIFRun, product_width: int) -> Events | None:
+    """Events of a layer's spikes for products of total width ``product_width``: from the positions the
+    event-driven recurrence found, else by scanning the spikes where that pays off."""
+    if run.nonzeros is not None:
+        steps, batch, width = run.spikes.shape
+        return Events.from_step_nonzeros(run.nonzeros, batch, width)
+    return Events.of_spikes(run.spikes, product_width)
 
 
 class LIFRecurrence(torch.autograd.Function):
     """Spikes of one LIF layer over all steps from its input current, with backpropagation through time.
 
-    Tensors are time-major: ``current`` is [T, B, H]. ``recurrent`` is V ([H, H]) or None.
+    Tensors are time-major: ``current`` is [T, B, H]. ``recurrent`` is V ([H, H]) or None. Also returns the
+    spikes' :class:`~spikecl.models.sparse.Events` (None where dense products are the better choice), used
+    for the gradient of V and by the products of total width ``product_width`` that consume the spikes.
     """
 
     @staticmethod
     def forward(ctx, current: Tensor, recurrent: Tensor | None, alpha: float, beta: float,
-                threshold: float, scale: float) -> Tensor:
-        spikes, mems = lif_spikes(current, recurrent, alpha, beta, threshold, keep_membrane=True)
+                threshold: float, scale: float, product_width: int) -> tuple[Tensor, Events | None]:
+        run = lif_spikes(current, recurrent, alpha, beta, threshold, keep_membrane=True)
+        spikes, mems = run.spikes, run.membranes
+        own = spikes.shape[-1] if ctx.needs_input_grad[1] else 0  # the gradient of V is a product with them
+        events = spike_events(run, product_width + own)
         ctx.save_for_backward(spikes, mems, recurrent)
         ctx.constants = (alpha, beta, threshold, scale)
-        return spikes
+        ctx.events = events
+        return spikes, events
 
     @staticmethod
-    def backward(ctx, grad_spikes: Tensor):
+    def backward(ctx, grad_spikes: Tensor, _grad_events: None):
         spikes, mems, recurrent = ctx.saved_tensors
         alpha, beta, threshold, scale = ctx.constants
         steps, batch, width = spikes.shape
-        surrogate = (mems - threshold).abs_().mul_(scale).add_(1.0).pow_(-2)
-        keep = 1.0 - spikes
-        grad_current = grad_spikes.new_empty(steps, batch, width)
+        grad_spikes = grad_spikes.contiguous()
+        # SuperSpike: d spike / d mem = 1 / den, den = (scale * |mem - threshold| + 1)^2, divided as the reference
+        den = mems.sub(threshold).abs_().mul_(scale).add_(1.0).square_()
+        # grad_current[t] = dL/dh[t] = dL/dsyn[t+1]. The last step's current reaches no spike; one more zero
+        # step after it lets the gradient of V pair s[t] with grad_current[t+1] for every t.
+        padded = grad_spikes.new_empty(steps + 1, batch, width)
+        padded[steps - 1:].zero_()
+        grad_current = padded[:steps]
         grad_mem = grad_spikes.new_zeros(batch, width)   # dL/dmem[t+1]
-        grad_syn = grad_spikes.new_zeros(batch, width)   # dL/dsyn[t+1]
+        carried = grad_spikes.new_empty(batch, width)    # dL/dmem[t+1] through the (non-reset) update
         grad_s = grad_spikes.new_empty(batch, width)
+        vt = recurrent.t() if recurrent is not None else None
+        g_out, g_cur, spk, dens = grad_spikes.unbind(0), padded.unbind(0), spikes.unbind(0), den.unbind(0)
         for t in range(steps - 1, -1, -1):
-            grad_current[t] = grad_syn                     # syn[t+1] = alpha * syn[t] + h[t]
-            if recurrent is not None and t + 1 < steps:     # s[t] feeds h[t+1] through V
-                torch.addmm(grad_spikes[t], grad_current[t + 1], recurrent.t(), out=grad_s)
+            if vt is not None and t + 1 < steps:         # s[t] also feeds h[t+1] through V
+                gs = torch.addmm(g_out[t], g_cur[t + 1], vt, out=grad_s)
             else:
-                grad_s.copy_(grad_spikes[t])
-            carried = grad_mem * keep[t]
-            grad_mem = grad_s * surrogate[t] + beta * carried
-            grad_syn = alpha * grad_syn + carried
+                gs = g_out[t]
+            torch.addcmul(grad_mem, grad_mem, spk[t], value=-1.0, out=carried)  # no gradient through a reset
+            if t > 0:  # syn[t+1] = alpha * syn[t] + h[t], mem[t+1] = (beta * mem[t] + syn[t]) * (1 - s[t])
+                torch.add(carried, g_cur[t], alpha=alpha, out=g_cur[t - 1])
+                torch.div(gs, dens[t], out=grad_mem).add_(carried, alpha=beta)
         grad_recurrent = None
         if recurrent is not None and ctx.needs_input_grad[1]:
-            grad_recurrent = spikes[:-1].reshape(-1, width).t() @ grad_current[1:].reshape(-1, width)
-        return grad_current, grad_recurrent, None, None, None, None
+            following = padded[1:].view(-1, width)  # row t*B + b holds grad_current[t+1, b]
+            if ctx.events is not None:
+                grad_recurrent = ctx.events.t_matmul(following)
+            else:
+                grad_recurrent = spikes.view(-1, width).t() @ following
+        return grad_current, grad_recurrent, None, None, None, None, None
 
 
 def readout_kernel(steps: int, alpha: float, beta: float, dtype: torch.dtype = torch.float32,
@@ -173,7 +237,7 @@ class RSNN(nn.Module):
             return x @ w1
         if nb_steps is None:
             raise ValueError("a sparse input [B*T, inputs] needs nb_steps")
-        return torch.sparse.mm(x, w1).view(-1, nb_steps, w1.shape[1])
+        return project(None, w1, Events.from_csr(to_csr(x))).view(-1, nb_steps, w1.shape[1])
 
     def forward(self, x: Tensor, nb_steps: int | None = None) -> Tensor:
         """Readout record [B, T+1, C] from raw input (dense [B, T, U] or sparse [B*T, U])."""
@@ -183,40 +247,67 @@ class RSNN(nn.Module):
         """Activity at ``depth`` for every step, [B, T, H_depth]: the input current (0) or layer spikes."""
         self._check_depth(depth)
         z = self.input_current(x, nb_steps)
-        for k in range(depth):
-            z = self._hidden(z if k == 0 else z @ self.w[k], k)
-        return z
+        if depth == 0:
+            return z
+        spikes, events = self._hidden(z.transpose(0, 1), 0, depth > 1)
+        for k in range(1, depth):
+            spikes, events = self._hidden(self._project(spikes, events, self.w[k]), k, k + 1 < depth)
+        return spikes.transpose(0, 1).contiguous()
 
     def from_latent(self, z: Tensor, depth: int, return_spikes: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Readout record [B, T+1, C] from activity stored at ``depth``; the layers below are skipped.
 
-        With ``return_spikes`` also returns the last hidden layer's spikes [B, T, H_L] (for regularisers).
+        ``z`` is float, or bool for spikes (d >= 1). With ``return_spikes`` also returns the last hidden
+        layer's spikes [B, T, H_L] (for regularisers).
         """
         self._check_depth(depth)
-        spikes = z if depth > 0 else self._hidden(z, 0)
+        z = z.transpose(0, 1)  # time-major from here on: every step is a [B, H] block
+        if depth == 0:
+            spikes, events = self._hidden(z, 0)
+        else:  # stored activity may be decoded spike counts, not only 0/1
+            events = Events.of_spikes(z, self._consumer_width(depth - 1), binary=False)
+            as_float = events is None or (return_spikes and depth == self.nb_layers)
+            spikes = z.to(self.w_out.dtype) if as_float and not z.is_floating_point() else z
         for k in range(max(depth, 1), self.nb_layers):
-            spikes = self._hidden(spikes @ self.w[k], k)
-        out = self._readout(spikes)
-        return (out, spikes) if return_spikes else out
+            spikes, events = self._hidden(self._project(spikes, events, self.w[k]), k)
+        out = self._readout(self._project(spikes, events, self.w_out)).transpose(0, 1)
+        return (out, spikes.transpose(0, 1)) if return_spikes else out
 
-    def _hidden(self, current: Tensor, k: int) -> Tensor:
-        """Spikes [B, T, H] of hidden layer k (0-based) from its feed-forward input current [B, T, H]."""
+    def _hidden(self, current: Tensor, k: int, consumed: bool = True) -> tuple[Tensor, Events | None]:
+        """Spikes [T, B, H] of hidden layer k (0-based) from its time-major input current, and their events
+        (wanted only if the spikes are ``consumed`` by the next layer or the readout)."""
         v = self.v[k] if self.v is not None else None
-        current = current.transpose(0, 1).contiguous()
+        width = self._consumer_width(k) if consumed else 0
+        current = current.contiguous()
         if torch.is_grad_enabled() and (current.requires_grad or (v is not None and v.requires_grad)):
-            spikes = LIFRecurrence.apply(current, v, self.alpha, self.beta, self.threshold, self.surrogate_scale)
-        else:  # inference or a frozen layer: no membrane trace to keep
-            spikes, _ = lif_spikes(current, v, self.alpha, self.beta, self.threshold)
-        return spikes.transpose(0, 1)
+            return LIFRecurrence.apply(current, v, self.alpha, self.beta, self.threshold, self.surrogate_scale,
+                                       width)
+        # inference or a frozen layer: no membrane trace to keep
+        run = lif_spikes(current, v, self.alpha, self.beta, self.threshold)
+        return run.spikes, spike_events(run, width) if consumed else None
 
-    def _readout(self, spikes: Tensor) -> Tensor:
-        """Non-spiking readout record [B, T+1, C], out[:, 0] = 0."""
-        a = spikes @ self.w_out
-        key = (a.shape[1], a.dtype, a.device)
+    def _consumer_width(self, k: int) -> int:
+        """Total output width of the products with layer k's spikes: the next layer's (or the readout's)
+        forward product, and its weight gradient when that weight is trained."""
+        w = self.w[k + 1] if k + 1 < self.nb_layers else self.w_out
+        return w.shape[1] * (2 if torch.is_grad_enabled() and w.requires_grad else 1)
+
+    @staticmethod
+    def _project(spikes: Tensor, events: Events | None, w: Tensor) -> Tensor:
+        """``spikes @ w`` for time-major spikes [T, B, H], event-driven where ``events`` are known."""
+        steps, batch, width = spikes.shape
+        # with events, the dense spikes only serve their own gradient
+        dense = spikes.reshape(-1, width) if events is None or spikes.requires_grad else None
+        return project(dense, w, events).view(steps, batch, w.shape[1])
+
+    def _readout(self, a: Tensor) -> Tensor:
+        """Non-spiking readout record [T+1, B, C] from its time-major input a = s_L @ W_out, out[0] = 0."""
+        steps, batch, classes = a.shape
+        key = (steps, a.dtype, a.device)
         if key not in self._kernels:
             with torch.inference_mode(False):  # built once, also usable by later training steps
-                self._kernels[key] = readout_kernel(a.shape[1], self.alpha, self.beta, a.dtype, a.device)
-        return torch.einsum("st,btc->bsc", self._kernels[key], a)
+                self._kernels[key] = readout_kernel(steps, self.alpha, self.beta, a.dtype, a.device)
+        return (self._kernels[key] @ a.reshape(steps, batch * classes)).view(steps + 1, batch, classes)
 
     def _check_depth(self, depth: int) -> None:
         if not 0 <= depth <= self.nb_layers:

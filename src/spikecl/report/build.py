@@ -92,7 +92,7 @@ def _markdown(
             "",
         ]
     else:
-        lines += ["No completed runs.", ""]
+        lines += ["No completed runs." if not done else "No tables: the summaries name no split.", ""]
     for split, common, table in tables:
         lines += [f"### {split}", ""]
         if common:
@@ -135,8 +135,9 @@ def _sweep_status_section(roots: Sequence[Path]) -> list[str]:
         lines += [f"- `{root}`: " + ", ".join(f"{n} {name}" for name, n in counts.items())]
         for job in jobs:
             if job.get("status") == "failed":
-                overrides = " ".join(job.get("overrides") or [])
-                lines += [f"  - failed: `{job.get('dir') or '(no folder)'}` ({overrides}): {job.get('error')}"]
+                where = f"`{job['dir']}`" if job.get("dir") else f"`{job.get('name', '')}` (no folder)"
+                error = str(job.get("error") or "unknown error").strip().splitlines() or ["unknown error"]
+                lines += [f"  - failed #{job.get('num')}: {where}: {error[0]}"]
     return ["## Sweep status", ""] + lines + [""] if lines else []
 
 

@@ -1,10 +1,11 @@
 """The report's figures (PNG, matplotlib without pyplot so no global backend state is touched).
 
 - ``acc_vs_epoch_<split>.png``: accuracy on all test classes vs CL epoch, one line per buffer size, with
-  the pretrained model as a dashed line (paper Fig. 5a; from metrics.csv, phase=cl, subset=all).
+  the pretrained model as a dashed line (paper Fig. 5a; from metrics.csv, phase=cl, subset=all; epoch 0 is
+  the evaluation before CL, task 0 in metrics.csv).
 - ``acc_vs_depth_<split>.png``: final accuracy vs latent depth, one line per buffer size (Fig. 5b).
 - ``progressive_acc_vs_learned_classes.png``: accuracy on all classes after each learned class, with the
-  pretrained model's line (Fig. 6; last epoch of every task in metrics.csv).
+  pretrained model's line (Fig. 6; last epoch of every task t >= 1 in metrics.csv; the line is task 0).
 - ``acc_vs_memory_<split>.png``: final accuracy vs replay memory in bytes (log axis) across compression
   ratios and depths, as stored and under the paper's 1-bit-per-spike accounting.
 
@@ -77,7 +78,7 @@ def make_plots(runs: Sequence[RunFolder], out_dir: Path) -> list[PlotOutcome]:
             outcomes.append(PlotOutcome(title, note=f"failed: {type(err).__name__}: {err}"))
             continue
         path = out_dir / title
-        write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+        write_with(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
         outcomes.append(PlotOutcome(title, path=path))
     return outcomes
 
@@ -123,7 +124,7 @@ def _acc_vs_epoch(runs: pd.DataFrame, metrics: _MetricsCache, split: str) -> Fig
         raise NoData(f"no {METRICS_FILE} rows with phase=cl, subset=all in the {split} runs")
     panels = _panels([run for run, _ in curves], ["strategy", "compression_ratio", "codec", "latent_depth"])
     fig, axes = _figure(len(panels))
-    for ax, (panel_label, members) in zip(axes, panels):
+    for ax, (panel_label, members) in zip(axes, panels, strict=True):
         chosen = [curves[i] for i in members]
         baseline = [curve.loc[0] for _, curve in chosen if 0 in curve.index]
         for buffer, lines in _by(chosen, lambda item: item[0].get("buffer_size")):
@@ -147,7 +148,7 @@ def _acc_vs_depth(runs: pd.DataFrame, split: str) -> Figure:
     rows = [row for _, row in runs.iterrows()]
     panels = _panels(rows, ["strategy", "compression_ratio", "codec"])
     fig, axes = _figure(len(panels))
-    for ax, (panel_label, members) in zip(axes, panels):
+    for ax, (panel_label, members) in zip(axes, panels, strict=True):
         chosen = pd.DataFrame([rows[i] for i in members])
         for buffer, group in _frame_by(chosen, "buffer_size"):
             stats = group.groupby("latent_depth")["acc_all"].agg(["mean", "std", "count"]).sort_index()
@@ -173,7 +174,7 @@ def _acc_vs_memory(runs: pd.DataFrame, split: str) -> Figure:
     fig, axes = _figure(len(accounts))
     keys = ["strategy", "latent_depth", "codec", "compression_ratio", "buffer_size"]
     runs = runs.assign(**{k: runs[k] if k in runs.columns else None for k in keys})
-    for ax, (column, xlabel) in zip(axes, accounts):
+    for ax, (column, xlabel) in zip(axes, accounts, strict=True):
         for series, group in _frame_by(runs, ["strategy", "latent_depth", "codec"]):
             points = (
                 group.groupby(["compression_ratio", "buffer_size"], dropna=False)
@@ -206,13 +207,16 @@ def _progressive(runs: pd.DataFrame, metrics: _MetricsCache, done: Sequence[RunF
         data = metrics.cl_all(index)
         if data is None:
             continue
-        last = data.sort_values("epoch").groupby("task").tail(1).set_index("task")["accuracy"]
-        first = data[(data["task"] == data["task"].min()) & (data["epoch"] == 0)]["accuracy"]
+        # Task 0 is the evaluation before CL (the pretrained model); task t >= 1 ends after learning class t.
+        learned = data[data["task"] >= 1]
+        if learned.empty:
+            continue
+        last = learned.sort_values("epoch").groupby("task").tail(1).set_index("task")["accuracy"]
+        pretrained.extend(data.loc[data["task"] == 0, "accuracy"].tolist())
         n_old = _n_old_classes(done[index])
         last.index = last.index.astype(int) + n_old
         label = _label(run, ["strategy", "latent_depth", "buffer_size", "compression_ratio", "codec"])
         lines.setdefault(label, []).append(last)
-        pretrained.extend(first.tolist())
     if not lines:
         raise NoData(f"no {METRICS_FILE} rows with phase=cl, subset=all in the progressive runs")
     fig, (ax,) = _figure(1, width=8)

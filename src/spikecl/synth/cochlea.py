@@ -130,7 +130,7 @@ def _binomial_small(n: int, p: float) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _hair_bushy(bm, n_steps, fs, hc, bushy, seed):  # pragma: no cover - compiled
+def _hair_bushy(bm, n_steps, fs, hc, bushy, seed):
     """Meddis hair cell and bushy cell over ``n_steps`` of each channel of ``bm`` (channels x steps).
 
     ``hc`` = (y, g, l, r, x, a, b, h, m); ``bushy`` = (n_convergence, tau_mem, tau_syn, tau_refrac, weight).
@@ -155,7 +155,7 @@ def _hair_bushy(bm, n_steps, fs, hc, bushy, seed):  # pragma: no cover - compile
     n_refrac = tau_refrac * fs
     # a fibre that fired at step j may fire again from step j + ceil(n_refrac): the ring holds the counts
     # of the last ceil(n_refrac) steps, and the oldest slot is released before each draw
-    ring_len = max(int(math.ceil(n_refrac)), 1)
+    ring_len = max(math.ceil(n_refrac), 1)
     ring = np.zeros(ring_len, dtype=np.int64)
 
     cap = 1 << 14
@@ -209,8 +209,7 @@ def _hair_bushy(bm, n_steps, fs, hc, bushy, seed):  # pragma: no cover - compile
             isyn += k
             if refrac <= 0:
                 vm += isyn * weight * dt
-            if vm > 1.0:
-                vm = 1.0
+            vm = min(vm, 1.0)
             refrac -= 1
             vm_prev = vm
     return out_t[:count], out_c[:count]

@@ -18,8 +18,7 @@ import numpy as np
 
 from .cochlea import AUDIO_RATE, Cochlea, CochleaParams
 from .generator import sample_seeds
-from .speech import KEYS, make_speakers, utterance
-from .speech import Jitter
+from .speech import KEYS, Jitter, make_speakers, utterance
 
 
 def reference_spikes(audio: np.ndarray, channels: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

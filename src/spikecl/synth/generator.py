@@ -88,7 +88,7 @@ def make_plan(cfg: SynthConfig) -> Plan:
     test_only = np.sort(rng.choice(cfg.speakers, size=cfg.test_speakers, replace=False))
     test = np.isin(spk, test_only)
     per_speaker = len(KEYS) * cfg.repetitions
-    n_held = int(round(cfg.test_fraction * per_speaker))
+    n_held = round(cfg.test_fraction * per_speaker)
     # samples are grouped by speaker, so row s * per_speaker + j is speaker s's j-th sample
     for s in np.setdiff1d(np.arange(cfg.speakers), test_only):
         test[s * per_speaker + rng.choice(per_speaker, size=n_held, replace=False)] = True
@@ -117,7 +117,7 @@ def synthesize_sample(cfg: SynthConfig, speaker: Speaker, label: int, repetition
     wall, cpu = time.perf_counter(), time.process_time()
     rng, cochlea_seed = sample_seeds(cfg.seed, speaker.id, label, repetition)
     audio = utterance(speaker, label, cfg.jitter, rng)
-    max_samples = int(round(cfg.max_duration * AUDIO_RATE))
+    max_samples = round(cfg.max_duration * AUDIO_RATE)
     if audio.size > max_samples:
         raise ValueError(f"speaker {speaker.id} saying {KEYS[label]!r} lasts {audio.size / AUDIO_RATE:.2f} s, "
                          f"longer than max_duration={cfg.max_duration} s; raise max_duration")
@@ -137,7 +137,7 @@ def convert_all(cfg: SynthConfig, plan: Plan, jobs: int = 1, progress: bool = Tr
     results: list[Sample | None] = [None] * len(tasks)
     bar = tqdm(total=len(tasks), desc="synth", unit="sample", disable=not progress)
     # build the converter (transfer matrix, compiled loop) before forking, so workers share it
-    _cochlea(cfg.cochlea, int(round(cfg.max_duration * AUDIO_RATE)))
+    _cochlea(cfg.cochlea, round(cfg.max_duration * AUDIO_RATE))
     if jobs <= 1:
         for task in tasks:
             index, sample = _work(cfg, *task)

@@ -28,10 +28,10 @@ def write_shd(path: str | os.PathLike[str], times: Sequence[np.ndarray], units: 
             raw = tmp.with_name(tmp.name + ".h5")
             try:
                 _write_h5(raw, times, units, labels, speakers, keys, meta_info, attrs)
-                with open(raw, "rb") as src, open(tmp, "wb") as out:
-                    # filename="" and mtime=0 keep the gzip header free of names and dates
-                    with gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=out, mtime=0) as gz:
-                        shutil.copyfileobj(src, gz)
+                # filename="" and mtime=0 keep the gzip header free of names and dates
+                with open(raw, "rb") as src, open(tmp, "wb") as out, \
+                        gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=out, mtime=0) as gz:
+                    shutil.copyfileobj(src, gz)
             finally:
                 raw.unlink(missing_ok=True)
         else:

@@ -114,9 +114,9 @@ def make_speakers(n: int, rng: np.random.Generator) -> list[Speaker]:
 
 def speak(text: str, voice: str, pitch: float, speed: float) -> tuple[np.ndarray, int]:
     """Raw espeak-ng audio (float64 in [-1, 1]) and its sample rate."""
-    cmd = [espeak_binary(), "-v", voice, "-p", str(int(round(np.clip(pitch, 0, 99)))),
-           "-s", str(int(round(speed))), "--stdout", text]
-    proc = subprocess.run(cmd, capture_output=True)
+    cmd = [espeak_binary(), "-v", voice, "-p", str(round(float(np.clip(pitch, 0, 99)))),
+           "-s", str(round(speed)), "--stdout", text]
+    proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0 or not proc.stdout:
         raise EspeakError(f"espeak-ng failed for {text!r} with voice {voice!r}: {proc.stderr.decode().strip()}")
     with wave.open(io.BytesIO(proc.stdout)) as wav:
@@ -134,8 +134,8 @@ def trim(audio: np.ndarray, rate: int, pre: float, post: float, threshold_db: fl
     loud = np.flatnonzero(energy > energy.max() * 10 ** (threshold_db / 20))
     if loud.size == 0:
         raise EspeakError("espeak-ng produced silence")
-    start = loud[0] * frame - int(round(pre * rate))
-    stop = (loud[-1] + 1) * frame + int(round(post * rate))
+    start = loud[0] * frame - round(pre * rate)
+    stop = (loud[-1] + 1) * frame + round(post * rate)
     padded = np.pad(audio, (max(-start, 0), max(stop - audio.size, 0)))
     return padded[max(start, 0):max(start, 0) + stop - start]
 

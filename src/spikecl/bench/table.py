@@ -1,0 +1,52 @@
+"""The benchmark result as a plain-text table (also pasted into BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+
+def _rate(side: dict | None) -> str:
+    return "-" if side is None else f"{side['samples_per_s']:,.0f}"
+
+
+def _mib(side: dict | None) -> str:
+    if side is None or side.get("peak_memory_bytes") is None:
+        return "-"
+    return f"{side['peak_memory_bytes'] / 2**20:,.0f}"
+
+
+def render(result: dict) -> str:
+    """Header (settings, machine, data, activity, equivalence), the model table and the data table."""
+    s, m = result["settings"], result["machine"]
+    act = ", ".join(f"{k} {v:.1%}" for k, v in result["activity"].items())
+    eq = result["equivalence"]
+    lines = [
+        f"device {m['device']}{' (' + m['gpu'] + ')' if 'gpu' in m else ''}, {m['cpu_count']} CPUs, "
+        f"torch {m['torch']} with {m['torch_threads']} threads; load average before "
+        f"{', '.join(f'{x:.1f}' for x in m['load_average'] or [])}, after "
+        f"{', '.join(f'{x:.1f}' for x in m.get('load_average_after') or [])}",
+        f"batch {s['batch_size']}, {s['nb_steps']} steps, {s['nb_inputs']} inputs, {s['batches']} batches per "
+        f"repeat, median of {s['repeats']} repeats after {s['warmup']} warm-up; weight scale "
+        f"{s['weight_scale_used']}",
+        f"data: {result['data_set']}",
+        f"activity (nonzero fraction): {act}",
+        f"fast path vs reference on one batch: {eq['last_layer_spike_mismatches']} last-layer spike mismatches, "
+        f"loss diff {eq['loss_abs_diff']:.1e}, max relative gradient diff {eq['grad_max_rel_diff']:.1e}",
+        "",
+        f"{'case':<20} {'reference/s':>12} {'spikecl/s':>12} {'speed-up':>9} {'target':>7}  "
+        f"{'peak MiB ref':>12} {'peak MiB spikecl':>16}",
+    ]
+    for row in result["cases"]:
+        speed = "-" if row["speedup"] is None else f"{row['speedup']:.1f}x"
+        target = "-" if row["target_speedup"] is None else f">={row['target_speedup']:.0f}x"
+        lines.append(f"{row['name']:<20} {_rate(row['reference']):>12} {_rate(row['spikecl']):>12} {speed:>9} "
+                     f"{target:>7}  {_mib(row['reference']):>12} {_mib(row['spikecl']):>16}")
+    d = result["data"]
+    lines += [
+        "",
+        f"data: {d['samples']:,} samples, {d['spikes']:,} spikes ({d['files_bytes'] / 2**20:,.0f} MiB of SHD-format "
+        f"files) -> {d['events']:,} binned events",
+        f"  read + bin, cold (empty cache): {d['cold']['median_s']:.2f} s (target < {d['targets_s']['cold']:.0f} s)",
+        f"  cached:                         {d['cached']['median_s']:.2f} s (target < {d['targets_s']['cached']:.0f} s)",
+        f"  in memory: {d['binned_nbytes'] / 2**20:,.0f} MiB binned vs {d['dense_float32_nbytes'] / 2**20:,.0f} MiB "
+        f"dense float32 ({d['dense_over_binned']:.0f}x smaller)",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,196 @@
+"""Event-driven products for the spiking network: only the nonzero entries of sparse activity do work.
+
+Two kinds of sparse operand occur in training:
+
+- the binned input, a CSR matrix [B*T, inputs] of spike counts (a few percent nonzero), projected by W1;
+- hidden-layer spikes, 0/1 matrices [T*B, H] (typically 1-15 % ones), multiplied by the next layer's
+  weights or the readout, and, transposed, by gradients for the weight gradients (W and V).
+
+An :class:`Events` list holds the nonzero entries once, grouped by row and (built on first use) by column.
+``A @ W`` is then an ``embedding_bag(mode="sum")`` over the rows' events and ``A^T @ G`` the same over the
+columns' events: work per event instead of per matrix entry, several times faster on a CPU than a dense
+product or torch's CSR product (whose backward converts ``x^T`` with a general sort on every call). Only
+the summation order differs from a dense product, so results agree to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _bag_sum(indices: Tensor, offsets: Tensor, table: Tensor, weights: Tensor | None) -> Tensor:
+    """Row i = sum of ``table[indices[j]] * weights[j]`` over j in [offsets[i], offsets[i+1])."""
+    return F.embedding_bag(indices, table, offsets, mode="sum", per_sample_weights=weights)
+
+
+def _values(picked: np.ndarray) -> Tensor | None:
+    """Event values as float32, or None when all are 1 (spikes: the products need no weights)."""
+    return None if np.all(picked == 1) else torch.from_numpy(picked.astype(np.float32))
+
+
+def _offsets(sorted_keys: np.ndarray, nb_groups: int) -> Tensor:
+    """Start of each key's run in ``sorted_keys`` (ascending keys in [0, nb_groups))."""
+    return torch.from_numpy(np.searchsorted(sorted_keys, np.arange(nb_groups)))
+
+
+class Events:
+    """The nonzero entries of a matrix A [R, H]: row-sorted ``cols``/``values`` (``values`` None for 0/1
+    spikes), each row's first event ``offsets``, and (computed on first use) each event's row.
+    Device: the tensors' device (CPU or CUDA)."""
+
+    MAX_DENSITY = 0.2              # denser spike matrices are multiplied densely
+    MIN_PRODUCT_WIDTH = 60         # scanning [R, H] for its nonzeros costs about a dense product of width ~60
+
+    def __init__(self, cols: Tensor, values: Tensor | None, offsets: Tensor, shape: tuple[int, int],
+                 rows: Tensor | None = None):
+        self.cols, self.values, self.offsets, self.shape, self._rows = cols, values, offsets, shape, rows
+        self._by_col: tuple[Tensor, Tensor, Tensor | None] | None = None
+
+    @classmethod
+    def from_csr(cls, x: Tensor) -> Events:
+        """Events of a sparse CSR matrix (any device)."""
+        cols = x.col_indices()
+        return cls(cols, x.values(), x.crow_indices()[:-1].to(cols.dtype), tuple(x.shape))
+
+    @property
+    def rows(self) -> Tensor:
+        """Row of each event."""
+        if self._rows is None:
+            ends = torch.cat([self.offsets[1:], self.offsets.new_tensor([len(self.cols)])])
+            counts = ends - self.offsets
+            if self.cols.device.type == "cpu":
+                ids = np.arange(self.shape[0], dtype=self.cols.numpy().dtype)
+                self._rows = torch.from_numpy(np.repeat(ids, counts.numpy()))
+            else:
+                ids = torch.arange(self.shape[0], dtype=self.cols.dtype, device=self.cols.device)
+                self._rows = torch.repeat_interleave(ids, counts, output_size=len(self.cols))
+        return self._rows
+
+    @classmethod
+    def from_step_nonzeros(cls, nonzeros: list[Tensor], batch: int, width: int) -> Events | None:
+        """Events of time-major spikes [T, B, H] from each step's ``torch.nonzero`` ([n_t, 2] positions, as
+        collected by the event-driven recurrence), or None if too dense for event-driven products."""
+        counts = torch.tensor([len(nz) for nz in nonzeros])
+        nb_rows = len(nonzeros) * batch
+        if int(counts.sum()) > cls.MAX_DENSITY * nb_rows * width:
+            return None
+        positions = torch.cat(nonzeros)
+        steps = torch.repeat_interleave(torch.arange(len(nonzeros)), counts)
+        rows = steps * batch + positions[:, 0]
+        return cls(positions[:, 1].contiguous(), None, _offsets(rows.numpy(), nb_rows), (nb_rows, width), rows)
+
+    @classmethod
+    def of_spikes(cls, activity: Tensor, product_width: int, binary: bool = True) -> Events | None:
+        """Events of ``activity`` [..., H] (any strides; rows in logical order) when event-driven products with
+        it are faster: on a CPU, sparse enough, and used by products of total output width ``product_width``.
+        ``binary``: the entries are known to be 0 or 1, so no values are kept."""
+        if activity.device.type != "cpu" or activity.numel() == 0 or product_width < cls.MIN_PRODUCT_WIDTH:
+            return None
+        act = activity.detach()
+        if act.dim() == 3 and not act.is_contiguous() and act.transpose(0, 1).is_contiguous():
+            return cls._of_transposed(act, binary)
+        width = act.shape[-1]
+        nonzero = act.bool()  # (x != 0), several times faster than the comparison op on a CPU
+        mask = nonzero.reshape(-1, width).numpy()
+        if np.count_nonzero(mask) > cls.MAX_DENSITY * mask.size:
+            return None
+        flat = np.flatnonzero(mask)
+        values = None if binary else _values(act.reshape(-1).numpy()[flat])
+        rows, cols = np.divmod(flat, width)
+        return cls(torch.from_numpy(cols), values, _offsets(rows, mask.shape[0]), (mask.shape[0], width),
+                   torch.from_numpy(rows))
+
+    @classmethod
+    def _of_transposed(cls, act: Tensor, binary: bool) -> Events | None:
+        """Events of a time-major view [T, B, H] of batch-major storage [B, T, H] (stored latents), scanned in
+        storage order and regrouped by time step: cheaper than copying the view into time-major order."""
+        steps, batch, width = act.shape
+        stored = act.transpose(0, 1)
+        mask = stored.bool().numpy()
+        if np.count_nonzero(mask) > cls.MAX_DENSITY * mask.size:
+            return None
+        flat = np.flatnonzero(mask)                    # ordered by (sample, step, unit)
+        sample, rest = np.divmod(flat, steps * width)
+        step, cols = np.divmod(rest, width)
+        order = np.argsort(step.astype(np.uint8 if steps <= 1 << 8 else np.uint16), kind="stable")
+        rows = step[order] * batch + sample[order]     # now ordered by (step, sample, unit)
+        values = None if binary else _values(stored.numpy().reshape(-1)[flat[order]])
+        return cls(torch.from_numpy(cols[order]), values, _offsets(rows, steps * batch), (steps * batch, width),
+                   torch.from_numpy(rows))
+
+    def matmul(self, w: Tensor) -> Tensor:
+        """``A @ w``, [R, N]."""
+        return _bag_sum(self.cols, self.offsets, w, self.values)
+
+    def t_matmul(self, grad: Tensor) -> Tensor:
+        """``A^T @ grad``, [H, N], for ``grad`` [R, N]."""
+        if self._by_col is None:
+            self._by_col = self._group_by_column()
+        t_rows, t_offsets, t_values = self._by_col
+        return _bag_sum(t_rows, t_offsets, grad.contiguous(), t_values)
+
+    def _group_by_column(self) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The events regrouped by column (rows ascending within a column): rows, column offsets, values."""
+        width = self.shape[1]
+        if self.cols.device.type == "cpu":
+            cols = self.cols.numpy()
+            # NumPy's stable argsort is a radix sort for 8/16-bit keys, much faster than a comparison sort.
+            key = cols.astype(np.uint8 if width <= 1 << 8 else np.uint16 if width <= 1 << 16 else np.int64)
+            order = np.argsort(key, kind="stable")
+            offsets = np.zeros(width, dtype=self.rows.numpy().dtype)
+            np.cumsum(np.bincount(cols, minlength=width)[:-1], out=offsets[1:])
+            values = None if self.values is None else torch.from_numpy(self.values.numpy()[order])
+            return torch.from_numpy(self.rows.numpy()[order]), torch.from_numpy(offsets), values
+        order = torch.sort(self.cols, stable=True).indices
+        offsets = torch.zeros(width, dtype=self.cols.dtype, device=self.cols.device)
+        torch.cumsum(torch.bincount(self.cols, minlength=width)[:-1], 0, out=offsets[1:])
+        values = None if self.values is None else self.values[order]
+        return self.rows[order], offsets, values
+
+
+def rows_matmul(nonzero: Tensor, table: Tensor, row_ids: Tensor) -> Tensor:
+    """``S @ table`` for a 0/1 matrix S [B, K] given by ``nonzero = torch.nonzero(S)`` (row-major positions);
+    ``row_ids`` is ``arange(B)``. Each output row sums the selected rows of ``table`` in ascending order."""
+    rows, cols = nonzero.unbind(1)
+    return F.embedding_bag(cols, table, torch.searchsorted(rows, row_ids), mode="sum")
+
+
+class EventProjection(torch.autograd.Function):
+    """``a @ w`` with ``a`` [R, K] given by its :class:`Events`; ``a`` itself (dense, or None for input data)
+    is only needed for its gradient ``grad @ w^T``."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor | None, w: Tensor, events: Events) -> Tensor:
+        ctx.save_for_backward(w)
+        ctx.events = events
+        return events.matmul(w)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (w,) = ctx.saved_tensors
+        grad_a = grad @ w.t() if ctx.needs_input_grad[0] else None
+        grad_w = ctx.events.t_matmul(grad) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_w, None
+
+
+def project(a: Tensor | None, w: Tensor, events: Events | None) -> Tensor:
+    """``a @ w`` for ``a`` [R, K] (or None with ``events``), event-driven when ``events`` are given."""
+    if events is None:
+        return a @ w
+    if torch.is_grad_enabled() and ((a is not None and a.requires_grad) or w.requires_grad):
+        return EventProjection.apply(a, w, events)
+    return events.matmul(w)
+
+
+def to_csr(x: Tensor) -> Tensor:
+    """A sparse COO or CSR matrix as CSR (silencing torch's beta-state warning for CSR)."""
+    if x.layout == torch.sparse_csr:
+        return x
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return x.to_sparse_csr()
