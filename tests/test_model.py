@@ -14,6 +14,16 @@ from spikecl.models.lif import RSNN, class_scores, readout_kernel
 A, B = math.exp(-0.2), math.exp(-0.1)  # alpha, beta for dt 1 ms, tau_syn 5 ms, tau_mem 10 ms
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: a second thread only adds waiting, which on a shared machine makes the
+    reference's thousands of small operations up to ~100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_model() -> RSNN:
     """1 input -> 2 recurrent LIF units -> 1 readout, with chosen weights."""
     m = RSNN(nb_inputs=1, hidden=[2], nb_outputs=1)
@@ -163,19 +173,24 @@ def test_cuda_matches_cpu():
 import numpy as np  # noqa: E402
 
 from spikecl.bench.reference import reference_loss  # noqa: E402
+from spikecl.models import lif  # noqa: E402
 from spikecl.models.sparse import Events, EventProjection  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-@pytest.fixture(params=["events", "dense"])
+@pytest.fixture(params=["events", "dense", "mixed"])
 def products(request, monkeypatch):
-    """Force the event-driven products everywhere they apply, or never."""
-    if request.param == "events":
-        monkeypatch.setattr(Events, "MIN_PRODUCT_WIDTH", 0)
-        monkeypatch.setattr(Events, "MAX_DENSITY", 1.0)
-    else:
+    """Force the event-driven products and recurrence everywhere they apply, or never, or switch the
+    recurrence between both from step to step."""
+    if request.param == "dense":
         monkeypatch.setattr(Events, "MAX_DENSITY", -1.0)
+        monkeypatch.setattr(lif, "EVENT_MIN_WIDTH", 10**9)
+        return request.param
+    monkeypatch.setattr(Events, "pay_off", classmethod(lambda cls, density, width: True))
+    monkeypatch.setattr(Events, "MAX_DENSITY", 1.0)
+    monkeypatch.setattr(lif, "EVENT_MIN_WIDTH", 0)
+    monkeypatch.setattr(lif, "EVENT_STEP_DENSITY", 1.0 if request.param == "events" else 0.1)
     return request.param
 
 
@@ -247,6 +262,9 @@ def test_inference_equals_reference(device, products):
     assert torch.equal(class_scores(out).argmax(1), class_scores(ref_out).argmax(1))
 
 
+WIDE = 10**6  # a product width for which scanning for events always pays off
+
+
 def _sparse_matrix(rows=50, cols=30, density=0.1, counts=False, seed=0):
     g = torch.Generator().manual_seed(seed)
     a = (torch.rand(rows, cols, generator=g) < density).float()
@@ -257,7 +275,7 @@ def _sparse_matrix(rows=50, cols=30, density=0.1, counts=False, seed=0):
 def test_event_products_equal_dense_products(counts):
     a = _sparse_matrix(counts=counts)
     w, g = torch.randn(30, 7), torch.randn(50, 7)
-    for events in (Events.of_spikes(a, 100, binary=not counts), Events.from_csr(a.to_sparse_csr())):
+    for events in (Events.of_spikes(a, WIDE, binary=not counts), Events.from_csr(a.to_sparse_csr())):
         assert torch.allclose(events.matmul(w), a @ w, atol=1e-5)
         assert torch.allclose(events.t_matmul(g), a.t() @ g, atol=1e-5)
 
@@ -267,22 +285,24 @@ def test_events_of_strided_views_follow_their_logical_order(dtype):
     a = _sparse_matrix(rows=4 * 12, cols=5, counts=dtype != torch.bool).view(4, 12, 5).to(dtype)
     w, g = torch.randn(5, 3), torch.randn(48, 3)
     for view in (a.transpose(0, 1), a[:, ::2]):  # [12, 4, 5] and [4, 6, 5], neither contiguous
-        events = Events.of_spikes(view, 100, binary=False)
+        events = Events.of_spikes(view, WIDE, binary=False)
         dense = view.reshape(-1, 5).float()
         assert torch.allclose(events.matmul(w), dense @ w, atol=1e-5)
         assert torch.allclose(events.t_matmul(g[:len(dense)]), dense.t() @ g[:len(dense)], atol=1e-5)
 
 
-def test_events_are_skipped_when_dense_or_narrow():
-    assert Events.of_spikes(torch.ones(10, 10), 100) is None              # too dense
-    assert Events.of_spikes(_sparse_matrix(), Events.MIN_PRODUCT_WIDTH - 1) is None
+def test_events_are_skipped_where_dense_products_are_cheaper():
+    assert Events.of_spikes(torch.ones(10, 10), 1000) is None     # too dense
+    assert Events.of_spikes(_sparse_matrix(), 10) is None         # too narrow a product to pay for the scan
+    assert Events.of_spikes(_sparse_matrix(), 400) is not None
+    assert Events.pay_off(0.01, 100) and not Events.pay_off(0.09, 100) and Events.pay_off(0.09, 400)
 
 
 def test_event_projection_gradients_equal_dense_autograd():
     a = _sparse_matrix().requires_grad_()
     w = torch.randn(30, 7, requires_grad=True)
     g = torch.randn(50, 7)
-    out = EventProjection.apply(a, w, Events.of_spikes(a, 100))
+    out = EventProjection.apply(a, w, Events.of_spikes(a, WIDE))
     ga, gw = torch.autograd.grad(out, (a, w), g)
     ra, rw = torch.autograd.grad(a @ w, (a, w), g)
     assert torch.allclose(out, a @ w, atol=1e-5)
@@ -306,3 +326,37 @@ def test_inputs_are_not_modified():
     m.from_latent(z.requires_grad_(), 0).sum().backward()
     assert torch.equal(z.detach(), before)
     assert np.isfinite(z.grad.numpy()).all()
+
+
+def test_step_loops_run_on_one_thread_and_restore_the_setting():
+    m, x, _ = _active_model_and_input("cpu")
+    torch.set_num_threads(2)
+    try:
+        m(x).sum().backward()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_column_grouping_is_the_same_with_numpy_and_torch():
+    # the torch version is what a CUDA device runs; both must order events by (column, row)
+    from spikecl.models.sparse import group_by_column_numpy, group_by_column_torch
+    events = Events.from_csr(_sparse_matrix(rows=40, cols=300, density=0.05, counts=True).to_sparse_csr())
+    a = group_by_column_numpy(events.rows, events.cols, events.values, 300)
+    b = group_by_column_torch(events.rows, events.cols, events.values, 300)
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize("weight_scale", [1.0, 3.0])
+@pytest.mark.parametrize("depth", [1, 2])
+def test_stored_spikes_are_multiplied_as_in_the_full_run(depth, weight_scale):
+    # a layer wide enough for the event-driven recurrence; stored and recomputed spikes take the same path
+    torch.manual_seed(0)
+    m = RSNN(nb_inputs=60, hidden=[150, 40, 20], nb_outputs=5, weight_scale=weight_scale)
+    x = (torch.rand(8, 30, 60) < 0.15).float()
+    with torch.no_grad():
+        z = m.latent(x, depth)
+        assert 0 < z.mean() < Events.MAX_DENSITY
+        assert torch.equal(m.from_latent(z, depth), m(x))
+        assert torch.equal(m.from_latent(z.bool(), depth), m(x))

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
-from pathlib import Path
+import os
 
-import torch
+# OpenMP threads that spin while waiting make every parallel region crawl when the cores are shared with other
+# jobs (tens of times slower on a loaded 2-core machine); sleeping waiters cost a few microseconds instead.
+# Read once when the OpenMP runtime loads, i.e. before torch is imported; an explicit setting is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from spikecl.bench.suite import Settings, run_benchmark
-from spikecl.bench.table import render
-from spikecl.utils.atomic import write_json
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from spikecl.bench.suite import Settings, run_benchmark  # noqa: E402
+from spikecl.bench.table import render  # noqa: E402
+from spikecl.utils.atomic import write_json  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -58,7 +58,7 @@ class Settings:
     data_mean_spikes: float = 5_000.0
     data_cold_repeats: int = 2
     fallback_mean_spikes: float = 3_300.0  # ~4.6 % of a 100 x 700 grid after binning
-    threads: int | None = None
+    threads: int | None = None   # None: each side at the faster of 1 thread and torch's default
     seed: int = 0
     quick: bool = False
 
@@ -85,7 +85,7 @@ def bench_dataset(cfg: DictConfig, workdir: Path, settings: Settings) -> tuple[S
             return data, f"embedded data set '{cfg.dataset.name}' ({len(data)} samples)"
         reason = f"the embedded data set has {len(data)} samples, fewer than the {needed} needed"
     except ConfigError as exc:
-        reason = str(exc).split(".")[0]
+        reason = str(exc).split(". ")[0]  # its first sentence says what is missing
     folder = workdir / "generated"
     write_random_shd_pair(folder, max(needed, 64), settings.fallback_mean_spikes, seed=settings.seed)
     data = load_dataset({**cfg.dataset, "root": str(folder), "name": "generated"}, workdir / "cache")
@@ -164,9 +164,20 @@ def equivalence(model: RSNN, data: SpikeDataset, idx: np.ndarray, device: torch.
     return {
         "last_layer_spike_mismatches": int((spikes != ref_spikes).sum()),
         "loss_abs_diff": abs(loss.item() - ref_loss.item()),
-        "readout_max_abs_diff": float((out - ref_out).abs().max()),
+        "readout_max_abs_diff": float((out - ref_out).detach().abs().max()),
         "grad_max_rel_diff": max(rel),
     }
+
+
+def thread_counts(settings: Settings, device: torch.device) -> tuple[int, ...]:
+    """CPU thread counts to time each side with (the fastest is reported): the given one, else 1 and torch's
+    default. Many small operations can run slower on two threads than on one (waking the second thread),
+    large products faster, and which wins depends on the machine's load: each side gets its best."""
+    if device.type != "cpu":
+        return ()
+    if settings.threads is not None:
+        return (settings.threads,)
+    return tuple(sorted({1, torch.get_num_threads()}))
 
 
 def case(name: str, description: str, ref: Timing | None, fast: Timing, target: float | None = None) -> dict:
@@ -195,7 +206,8 @@ def model_cases(cfg: DictConfig, data: SpikeDataset, settings: Settings, device:
     batches = [idx[i:i + settings.batch_size] for i in range(0, n, settings.batch_size)]
     xs = [data.spikes.dense(b, device=device) for b in batches]
     ys = [torch.as_tensor(data.labels[b], device=device) for b in batches]
-    timed = dict(device=device, warmup=settings.warmup, repeats=settings.repeats)
+    counts = thread_counts(settings, device)
+    timed = dict(device=device, warmup=settings.warmup, repeats=settings.repeats, threads=counts)
     notes = {"activity": activity(base, data, batches[0], device),
              "equivalence": equivalence(copy.deepcopy(base), data, batches[0], device)}
     rows = []
@@ -216,7 +228,8 @@ def model_cases(cfg: DictConfig, data: SpikeDataset, settings: Settings, device:
         start = time.perf_counter()
         cached = CachedLatents(fast_model, data.spikes, idx, data.labels, depth, device)
         synchronize(device)
-        build = Timing(n, [time.perf_counter() - start], memory.read(), memory.kind)
+        build = Timing(n, [time.perf_counter() - start], memory.read(), memory.at_start, memory.kind,
+                       threads=torch.get_num_threads())
         # the cached samples are idx = 0..n-1, so their positions in the cache are the batches themselves
         fast = measure(spikecl_train(fast_model, cached, batches, depth, fast_model.layer_parameters(depth),
                                      settings.lr), n, **timed)
@@ -281,6 +294,7 @@ def machine(device: torch.device) -> dict:
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "device": str(device),
     }
     if device.type == "cuda":
@@ -294,25 +308,31 @@ def base_widths(cfg: DictConfig, settings: Settings) -> tuple[int, ...]:
 
 
 def run_benchmark(settings: Settings, workdir: Path | None = None) -> dict:
-    """Every case; returns the JSON-ready result."""
+    """Every case; returns the JSON-ready result. ``workdir`` (default: a temporary folder) receives the
+    caches and generated files."""
     device = torch.device(settings.device)
+    threads = torch.get_num_threads()
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     cfg = compose_config(["dataset=synthetic"])
-    with tempfile.TemporaryDirectory(prefix="spikecl-bench-") as tmp:
-        work = Path(workdir or tmp)
-        data, source = bench_dataset(cfg, work, settings)
-        rows, notes = model_cases(cfg, data, settings, device)
-        result = {
-            "settings": {**asdict(settings), "depths": list(settings.depths), "hidden": list(base_widths(cfg, settings)),
-                         "nb_steps": data.spikes.nb_steps,
-                         "nb_inputs": data.spikes.nb_units, "weight_scale_used": settings.weight_scale
-                         if settings.weight_scale is not None else float(cfg.model.weight_scale)},
-            "machine": machine(device),
-            "data_set": source,
-            **notes,
-            "cases": rows,
-            "data": data_case(cfg, work, settings),
-        }
+    try:
+        with tempfile.TemporaryDirectory(prefix="spikecl-bench-") as tmp:
+            work = Path(workdir or tmp)
+            data, source = bench_dataset(cfg, work, settings)
+            rows, notes = model_cases(cfg, data, settings, device)
+            result = {
+                "settings": {**asdict(settings), "depths": list(settings.depths),
+                             "hidden": list(base_widths(cfg, settings)), "nb_steps": data.spikes.nb_steps,
+                             "nb_inputs": data.spikes.nb_units,
+                             "weight_scale_used": settings.weight_scale if settings.weight_scale is not None
+                             else float(cfg.model.weight_scale)},
+                "machine": {**machine(device), "thread_counts_tried": list(thread_counts(settings, device))},
+                "data_set": source,
+                **notes,
+                "cases": rows,
+                "data": data_case(cfg, work, settings),
+            }
+    finally:
+        torch.set_num_threads(threads)
     result["machine"]["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     return result

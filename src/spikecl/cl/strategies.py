@@ -90,7 +90,7 @@ class Strategy:
             return
         pool = ctx.tasks[0].train
         if self.buffer_size > len(pool):
-            log.warning("strategy.buffer_size=%d exceeds the %d pretraining train samples: storing all of them",
+            log.info("strategy.buffer_size=%d exceeds the %d pretraining train samples: storing all of them",
                         self.buffer_size, len(pool))
         rng = np.random.default_rng([ctx.seed, 1])
         chosen = select_samples(ctx.data.labels, pool, self.buffer_size, self.selection, rng)

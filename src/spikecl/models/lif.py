@@ -14,9 +14,14 @@ filters without spiking; its record out[0..T] starts with the initial 0, and a c
 of out over time. H has the SuperSpike surrogate gradient 1 / (scale * |mem - threshold| + 1)^2.
 
 Because layer k+1 at step t only needs layer k's spikes at step t, each layer runs over all steps before the
-next one starts: the feed-forward products become one large matrix product per layer, and the per-step loop
-inside a layer (:class:`LIFRecurrence`) has a hand-written backward pass instead of an autograd graph of
-thousands of small operations. Both give the same numbers as the step-by-step formulation.
+next one starts: the feed-forward products become one product per layer, and the per-step loop inside a
+layer (:class:`LIFRecurrence`) has a hand-written backward pass instead of an autograd graph of thousands of
+small operations. Tensors are time-major [T, B, H] inside, so every step is one contiguous block. On a CPU,
+products with sparse operands (the binned input, the spikes) are event-driven (:mod:`spikecl.models.sparse`)
+and a wide layer sums its recurrent input over the previous step's spikes only. The state updates are the
+paper's operations in its order; only sums inside products are added in another order, so results agree
+with the step-by-step formulation to float32 rounding (a spike can differ only where a membrane lands
+within rounding of the threshold).
 
 The same network runs from raw input, returns the activity at a depth (0: the input current x @ W1,
 d >= 1: the spikes of hidden layer d), and runs from such stored activity with the layers below skipped,
@@ -26,7 +31,8 @@ which is what latent replay needs.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -40,6 +46,25 @@ from spikecl.models.sparse import Events, project, rows_matmul, to_csr
 # and the positions it finds give the layer's Events for the products with the next layer for free.
 EVENT_MIN_WIDTH = 128
 EVENT_STEP_DENSITY = 0.1
+
+
+@contextmanager
+def one_thread(device: torch.device) -> Iterator[None]:
+    """Run the per-step loop of a layer on one CPU thread.
+
+    Its operations are far too small to split: waking a second thread costs more than it saves (the
+    [64, 200] x [200, 200] step product takes 1.2-2.3x longer on two threads of a 2-core machine than on one).
+    The setting is process-wide, so it is restored right after the loop.
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class LIFRun(NamedTuple):
@@ -71,35 +96,41 @@ def lif_spikes(current: Tensor, recurrent: Tensor | None, alpha: float, beta: fl
     a, b, thr = (torch.tensor(c, dtype=current.dtype) for c in (alpha, beta, threshold))
     event_driven = recurrent is not None and current.device.type == "cpu" and width >= EVENT_MIN_WIDTH
     nonzeros: list[Tensor] | None = [] if event_driven else None
-    row_ids = torch.arange(batch)
+    row_ids = torch.arange(batch) if event_driven else None
     dense_above = EVENT_STEP_DENSITY * batch * width
-    for t in range(steps):
-        mem = state[t if keep_membrane else t % 2]
-        torch.gt(mem, thr, out=spk[t])
-        if nonzeros is not None:
-            nonzeros.append(torch.nonzero(spk[t]))
-        if t + 1 == steps:  # the last update would only feed states that are never read
-            break
-        nxt = state[t + 1 if keep_membrane else (t + 1) % 2]
-        torch.mul(mem, b, out=nxt)
-        nxt.add_(syn)                              # uses syn[t], advanced only below
-        nxt.addcmul_(nxt, spk[t], value=-1.0)      # reset to zero where the neuron fired
-        if recurrent is None or t == 0:
-            syn.mul_(a).add_(cur[t])
-        elif nonzeros is not None and len(nonzeros[t - 1]) <= dense_above:
-            syn.mul_(a).add_(rows_matmul(nonzeros[t - 1], recurrent, row_ids).add_(cur[t]))
-        else:
-            syn.mul_(a).add_(torch.addmm(cur[t], spk[t - 1], recurrent, out=h))
+    states = state if keep_membrane else [state[t % 2] for t in range(steps)]
+    gt, mul, addmm = torch.gt, torch.mul, torch.addmm
+    with one_thread(current.device):
+        for t in range(steps):
+            mem, s = states[t], spk[t]
+            gt(mem, thr, out=s)
+            if nonzeros is not None:
+                nonzeros.append(torch.nonzero(s))
+            if t + 1 == steps:  # the last update would only feed states that are never read
+                break
+            nxt = states[t + 1]
+            # mem[t+1] = (beta * mem[t] + syn[t]) with the reset to zero where the neuron fired; syn[t] is
+            # advanced only below
+            mul(mem, b, out=nxt).add_(syn).addcmul_(nxt, s, value=-1.0)
+            if recurrent is None or t == 0:
+                syn.mul_(a).add_(cur[t])
+            elif nonzeros is not None and len(nonzeros[t - 1]) <= dense_above:
+                syn.mul_(a).add_(rows_matmul(nonzeros[t - 1], recurrent, row_ids).add_(cur[t]))
+            else:
+                syn.mul_(a).add_(addmm(cur[t], spk[t - 1], recurrent, out=h))
     return LIFRun(spikes, mems if keep_membrane else None, nonzeros)
 
 
 def spike_events(run: LIFRun, product_width: int) -> Events | None:
-    """Events of a layer's spikes for products of total width ``product_width``: from the positions the
-    event-driven recurrence found, else by scanning the spikes where that pays off."""
-    if run.nonzeros is not None:
-        steps, batch, width = run.spikes.shape
-        return Events.from_step_nonzeros(run.nonzeros, batch, width)
-    return Events.of_spikes(run.spikes, product_width)
+    """Events of a layer's spikes for products of total width ``product_width`` where they pay off: from the
+    positions the event-driven recurrence found, else by scanning the spikes. The choice depends only on
+    the spikes' density and the width, as it does for the same spikes stored and run from (latent replay),
+    so both paths add the same numbers in the same order."""
+    if run.nonzeros is None:
+        return Events.of_spikes(run.spikes, product_width)
+    steps, batch, width = run.spikes.shape
+    density = sum(len(nz) for nz in run.nonzeros) / run.spikes.numel()
+    return Events.from_step_nonzeros(run.nonzeros, batch, width) if Events.pay_off(density, product_width) else None
 
 
 class LIFRecurrence(torch.autograd.Function):
@@ -140,15 +171,18 @@ class LIFRecurrence(torch.autograd.Function):
         grad_s = grad_spikes.new_empty(batch, width)
         vt = recurrent.t() if recurrent is not None else None
         g_out, g_cur, spk, dens = grad_spikes.unbind(0), padded.unbind(0), spikes.unbind(0), den.unbind(0)
-        for t in range(steps - 1, -1, -1):
-            if vt is not None and t + 1 < steps:         # s[t] also feeds h[t+1] through V
-                gs = torch.addmm(g_out[t], g_cur[t + 1], vt, out=grad_s)
-            else:
-                gs = g_out[t]
-            torch.addcmul(grad_mem, grad_mem, spk[t], value=-1.0, out=carried)  # no gradient through a reset
-            if t > 0:  # syn[t+1] = alpha * syn[t] + h[t], mem[t+1] = (beta * mem[t] + syn[t]) * (1 - s[t])
-                torch.add(carried, g_cur[t], alpha=alpha, out=g_cur[t - 1])
-                torch.div(gs, dens[t], out=grad_mem).add_(carried, alpha=beta)
+        addmm, addcmul, add, div = torch.addmm, torch.addcmul, torch.add, torch.div
+        # t = 0 is left out: mem[0] and syn[0] are constants, so nothing computed there has a gradient to pass
+        with one_thread(grad_spikes.device):
+            for t in range(steps - 1, 0, -1):
+                if vt is not None and t + 1 < steps:         # s[t] also feeds h[t+1] through V
+                    gs = addmm(g_out[t], g_cur[t + 1], vt, out=grad_s)
+                else:
+                    gs = g_out[t]
+                addcmul(grad_mem, grad_mem, spk[t], value=-1.0, out=carried)  # no gradient through a reset
+                # syn[t+1] = alpha * syn[t] + h[t], mem[t+1] = (beta * mem[t] + syn[t]) * (1 - s[t])
+                add(carried, g_cur[t], alpha=alpha, out=g_cur[t - 1])
+                div(gs, dens[t], out=grad_mem).add_(carried, alpha=beta)
         grad_recurrent = None
         if recurrent is not None and ctx.needs_input_grad[1]:
             following = padded[1:].view(-1, width)  # row t*B + b holds grad_current[t+1, b]

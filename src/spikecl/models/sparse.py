@@ -35,7 +35,9 @@ def _values(picked: np.ndarray) -> Tensor | None:
 
 def _offsets(sorted_keys: np.ndarray, nb_groups: int) -> Tensor:
     """Start of each key's run in ``sorted_keys`` (ascending keys in [0, nb_groups))."""
-    return torch.from_numpy(np.searchsorted(sorted_keys, np.arange(nb_groups)))
+    starts = np.zeros(nb_groups, dtype=np.int64)
+    np.cumsum(np.bincount(sorted_keys, minlength=nb_groups)[:-1], out=starts[1:])
+    return torch.from_numpy(starts)
 
 
 class Events:
@@ -43,8 +45,17 @@ class Events:
     spikes), each row's first event ``offsets``, and (computed on first use) each event's row.
     Device: the tensors' device (CPU or CUDA)."""
 
-    MAX_DENSITY = 0.2              # denser spike matrices are multiplied densely
-    MIN_PRODUCT_WIDTH = 60         # scanning [R, H] for its nonzeros costs about a dense product of width ~60
+    MAX_DENSITY = 0.2  # never event-driven above this fraction of nonzeros
+    # CPU cost model, nanoseconds per entry of A (measured on a 2-core x86 machine, one thread): finding the
+    # nonzeros costs SCAN + SCAN_PER_DENSITY * density (NumPy's scan is branchy at a few percent), an
+    # event-driven product EVENT * density per unit of output width, a dense product DENSE per unit of width.
+    SCAN, SCAN_PER_DENSITY, EVENT, DENSE = 0.4, 23.0, 0.05, 0.022
+
+    @classmethod
+    def pay_off(cls, density: float, product_width: int) -> bool:
+        """Whether scanning a matrix of this density for events beats dense products of this total width."""
+        events = cls.SCAN + cls.SCAN_PER_DENSITY * density + cls.EVENT * density * product_width
+        return density <= cls.MAX_DENSITY and events < cls.DENSE * product_width
 
     def __init__(self, cols: Tensor, values: Tensor | None, offsets: Tensor, shape: tuple[int, int],
                  rows: Tensor | None = None):
@@ -66,7 +77,7 @@ class Events:
             if self.cols.device.type == "cpu":
                 ids = np.arange(self.shape[0], dtype=self.cols.numpy().dtype)
                 self._rows = torch.from_numpy(np.repeat(ids, counts.numpy()))
-            else:
+            else:  # output_size spares a read of the length back to the host
                 ids = torch.arange(self.shape[0], dtype=self.cols.dtype, device=self.cols.device)
                 self._rows = torch.repeat_interleave(ids, counts, output_size=len(self.cols))
         return self._rows
@@ -87,17 +98,17 @@ class Events:
     @classmethod
     def of_spikes(cls, activity: Tensor, product_width: int, binary: bool = True) -> Events | None:
         """Events of ``activity`` [..., H] (any strides; rows in logical order) when event-driven products with
-        it are faster: on a CPU, sparse enough, and used by products of total output width ``product_width``.
+        it, of total output width ``product_width``, are faster (:meth:`pay_off`; only on a CPU).
         ``binary``: the entries are known to be 0 or 1, so no values are kept."""
-        if activity.device.type != "cpu" or activity.numel() == 0 or product_width < cls.MIN_PRODUCT_WIDTH:
+        if activity.device.type != "cpu" or activity.numel() == 0 or not cls.pay_off(0.0, product_width):
             return None
         act = activity.detach()
         if act.dim() == 3 and not act.is_contiguous() and act.transpose(0, 1).is_contiguous():
-            return cls._of_transposed(act, binary)
+            return cls._of_transposed(act, product_width, binary)
         width = act.shape[-1]
         nonzero = act.bool()  # (x != 0), several times faster than the comparison op on a CPU
         mask = nonzero.reshape(-1, width).numpy()
-        if np.count_nonzero(mask) > cls.MAX_DENSITY * mask.size:
+        if not cls.pay_off(np.count_nonzero(mask) / mask.size, product_width):
             return None
         flat = np.flatnonzero(mask)
         values = None if binary else _values(act.reshape(-1).numpy()[flat])
@@ -106,13 +117,13 @@ class Events:
                    torch.from_numpy(rows))
 
     @classmethod
-    def _of_transposed(cls, act: Tensor, binary: bool) -> Events | None:
+    def _of_transposed(cls, act: Tensor, product_width: int, binary: bool) -> Events | None:
         """Events of a time-major view [T, B, H] of batch-major storage [B, T, H] (stored latents), scanned in
         storage order and regrouped by time step: cheaper than copying the view into time-major order."""
         steps, batch, width = act.shape
         stored = act.transpose(0, 1)
         mask = stored.bool().numpy()
-        if np.count_nonzero(mask) > cls.MAX_DENSITY * mask.size:
+        if not cls.pay_off(np.count_nonzero(mask) / mask.size, product_width):
             return None
         flat = np.flatnonzero(mask)                    # ordered by (sample, step, unit)
         sample, rest = np.divmod(flat, steps * width)
@@ -136,21 +147,33 @@ class Events:
 
     def _group_by_column(self) -> tuple[Tensor, Tensor, Tensor | None]:
         """The events regrouped by column (rows ascending within a column): rows, column offsets, values."""
-        width = self.shape[1]
-        if self.cols.device.type == "cpu":
-            cols = self.cols.numpy()
-            # NumPy's stable argsort is a radix sort for 8/16-bit keys, much faster than a comparison sort.
-            key = cols.astype(np.uint8 if width <= 1 << 8 else np.uint16 if width <= 1 << 16 else np.int64)
-            order = np.argsort(key, kind="stable")
-            offsets = np.zeros(width, dtype=self.rows.numpy().dtype)
-            np.cumsum(np.bincount(cols, minlength=width)[:-1], out=offsets[1:])
-            values = None if self.values is None else torch.from_numpy(self.values.numpy()[order])
-            return torch.from_numpy(self.rows.numpy()[order]), torch.from_numpy(offsets), values
-        order = torch.sort(self.cols, stable=True).indices
-        offsets = torch.zeros(width, dtype=self.cols.dtype, device=self.cols.device)
-        torch.cumsum(torch.bincount(self.cols, minlength=width)[:-1], 0, out=offsets[1:])
-        values = None if self.values is None else self.values[order]
-        return self.rows[order], offsets, values
+        group = group_by_column_numpy if self.cols.device.type == "cpu" else group_by_column_torch
+        return group(self.rows, self.cols, self.values, self.shape[1])
+
+
+def group_by_column_numpy(rows: Tensor, cols: Tensor, values: Tensor | None,
+                          width: int) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Events (row-sorted) regrouped by column on the CPU: rows, column offsets, values."""
+    c = cols.numpy()
+    # NumPy's stable argsort is a radix sort for 8/16-bit keys, much faster than a comparison sort.
+    order = np.argsort(c.astype(np.uint8 if width <= 1 << 8 else np.uint16 if width <= 1 << 16 else np.int64),
+                       kind="stable")
+    offsets = np.zeros(width, dtype=rows.numpy().dtype)
+    np.cumsum(np.bincount(c, minlength=width)[:-1], out=offsets[1:])
+    t_values = None if values is None else torch.from_numpy(values.numpy()[order])
+    return torch.from_numpy(rows.numpy()[order]), torch.from_numpy(offsets), t_values
+
+
+def group_by_column_torch(rows: Tensor, cols: Tensor, values: Tensor | None,
+                          width: int) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The same with torch operations only (any device, nothing read back to the host)."""
+    order = torch.sort(cols, stable=True).indices
+    # counted by scatter_add: torch.bincount on CUDA reads the maximum back to the host
+    counts = torch.zeros(width, dtype=cols.dtype, device=cols.device)
+    counts.scatter_add_(0, cols, torch.ones_like(cols))
+    offsets = torch.zeros(width, dtype=rows.dtype, device=rows.device)
+    torch.cumsum(counts[:-1], 0, out=offsets[1:])
+    return rows[order], offsets, None if values is None else values[order]
 
 
 def rows_matmul(nonzero: Tensor, table: Tensor, row_ids: Tensor) -> Tensor:
