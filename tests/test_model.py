@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from spikecl.bench.reference import reference_forward
+from spikecl.bench.reference import reference_forward, reference_loss
+from spikecl.models import lif
 from spikecl.models.lif import RSNN, class_scores, readout_kernel
+from spikecl.models.sparse import EventProjection, Events, group_by_column_numpy, group_by_column_torch
 
 A, B = math.exp(-0.2), math.exp(-0.1)  # alpha, beta for dt 1 ms, tau_syn 5 ms, tau_mem 10 ms
 
@@ -170,11 +173,6 @@ def test_cuda_matches_cpu():
 # Fast paths (event-driven products, hand-written BPTT, latent replay) against the straightforward reference,
 # with the event-driven products forced on and off, on the CPU and (when present) a CUDA device.
 
-import numpy as np  # noqa: E402
-
-from spikecl.bench.reference import reference_loss  # noqa: E402
-from spikecl.models import lif  # noqa: E402
-from spikecl.models.sparse import Events, EventProjection  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -340,7 +338,6 @@ def test_step_loops_run_on_one_thread_and_restore_the_setting():
 
 def test_column_grouping_is_the_same_with_numpy_and_torch():
     # the torch version is what a CUDA device runs; both must order events by (column, row)
-    from spikecl.models.sparse import group_by_column_numpy, group_by_column_torch
     events = Events.from_csr(_sparse_matrix(rows=40, cols=300, density=0.05, counts=True).to_sparse_csr())
     a = group_by_column_numpy(events.rows, events.cols, events.values, 300)
     b = group_by_column_torch(events.rows, events.cols, events.values, 300)

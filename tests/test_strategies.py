@@ -86,7 +86,7 @@ def test_cached_latents_equal_recomputed():
         cached = CachedLatents(ctx.model, ctx.data.spikes, idx, ctx.data.labels, depth, ctx.device, batch_size=5)
         fresh = RawSource(ctx.model, ctx.data.spikes, idx, ctx.data.labels, depth, ctx.device)
         with torch.no_grad():
-            assert torch.equal(cached.entry(np.arange(len(idx))), fresh.entry(np.arange(len(idx))))
+            assert torch.equal(cached.entry(np.arange(len(idx))).float(), fresh.entry(np.arange(len(idx))))
 
 
 @pytest.mark.parametrize("cls,depth", [(Rehearsal, None), (LatentReplay, 1)])

@@ -9,16 +9,16 @@ import os
 # Read once when the OpenMP runtime loads, i.e. before torch is imported; an explicit setting is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import logging
+import sys
+from pathlib import Path
 
-import torch  # noqa: E402
+import torch
 
-from spikecl.bench.suite import Settings, run_benchmark  # noqa: E402
-from spikecl.bench.table import render  # noqa: E402
-from spikecl.utils.atomic import write_json  # noqa: E402
+from spikecl.bench.suite import Settings, run_benchmark
+from spikecl.bench.table import render
+from spikecl.utils.atomic import write_json
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

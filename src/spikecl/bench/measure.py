@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Self
 
 import torch
 
@@ -93,7 +94,7 @@ class GpuUtilization:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> GpuUtilization:
+    def __enter__(self) -> Self:
         if self.device.type == "cuda" and self._read() is not None:
             self._thread = threading.Thread(target=self._poll, daemon=True)
             self._thread.start()

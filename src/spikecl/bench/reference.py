@@ -37,7 +37,7 @@ def reference_forward(model: RSNN, x: Tensor) -> tuple[Tensor, Tensor]:
     w, v = list(model.w), list(model.v) if model.v is not None else None
     alpha, beta, thr, scale = model.alpha, model.beta, model.threshold, model.surrogate_scale
     widths = model.sizes[1:]
-    like = dict(dtype=x.dtype, device=x.device)
+    like = {"dtype": x.dtype, "device": x.device}
     syn = [torch.zeros(batch, h, **like) for h in widths]
     mem = [torch.zeros(batch, h, **like) for h in widths]
     prev = [torch.zeros(batch, h, **like) for h in widths]

@@ -46,6 +46,6 @@ def write_random_shd_pair(folder: str | Path, nb_samples: int, mean_spikes: floa
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    n_test = int(round(nb_samples * test_fraction))
+    n_test = round(nb_samples * test_fraction)
     return (write_random_shd(folder / "shd_train.h5", nb_samples - n_test, mean_spikes, rng)
             + write_random_shd(folder / "shd_test.h5", n_test, mean_spikes, rng))

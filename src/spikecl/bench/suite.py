@@ -65,8 +65,8 @@ class Settings:
     @classmethod
     def quick_settings(cls, **overrides) -> Settings:
         """Tiny sizes for a smoke test (seconds, not minutes)."""
-        small = dict(batch_size=8, batches=2, repeats=2, warmup=1, hidden=(32, 24, 16), threads=1,
-                     data_samples=200, data_mean_spikes=400.0, data_cold_repeats=1, quick=True)
+        small = {"batch_size": 8, "batches": 2, "repeats": 2, "warmup": 1, "hidden": (32, 24, 16), "threads": 1,
+                 "data_samples": 200, "data_mean_spikes": 400.0, "data_cold_repeats": 1, "quick": True}
         return cls(**{**small, **overrides})
 
 
@@ -207,7 +207,7 @@ def model_cases(cfg: DictConfig, data: SpikeDataset, settings: Settings, device:
     xs = [data.spikes.dense(b, device=device) for b in batches]
     ys = [torch.as_tensor(data.labels[b], device=device) for b in batches]
     counts = thread_counts(settings, device)
-    timed = dict(device=device, warmup=settings.warmup, repeats=settings.repeats, threads=counts)
+    timed = {"device": device, "warmup": settings.warmup, "repeats": settings.repeats, "threads": counts}
     notes = {"activity": activity(base, data, batches[0], device),
              "equivalence": equivalence(copy.deepcopy(base), data, batches[0], device)}
     rows = []
@@ -272,7 +272,7 @@ def data_case(cfg: DictConfig, workdir: Path, settings: Settings) -> dict:
     return {
         "samples": len(s),
         "spikes": spikes,
-        "events": int(len(s.steps)),
+        "events": len(s.steps),
         "files_bytes": sum(p.stat().st_size for p in folder.glob("*.h5")),
         "write_files_s": written,
         "cold": cold_t.as_dict(),

@@ -57,7 +57,7 @@ class CachedLatents:
         return len(self.indices)
 
     def entry(self, idx: np.ndarray) -> Tensor:
-        return self.z[torch.as_tensor(idx, device=self.z.device)].float()
+        return self.z[torch.as_tensor(idx, device=self.z.device)]  # the model takes bool spikes as they are
 
 
 class BufferSource:

@@ -35,11 +35,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from spikecl.models.sparse import Events, project, rows_matmul, to_csr
-
+from spikecl.models.sparse import Events, project, step_matmul, to_csr
 
 # The recurrent input s[t-1] @ V of a layer at least this wide is summed over the spikes only (on a CPU, per
 # step, while at most EVENT_STEP_DENSITY of the [B, H] spikes are ones): cheaper than the dense product there,
@@ -69,11 +69,11 @@ def one_thread(device: torch.device) -> Iterator[None]:
 
 class LIFRun(NamedTuple):
     """One LIF layer over all steps: spikes [T, B, H], membranes before each update (if kept), and each step's
-    spike positions (``torch.nonzero`` of spikes[t]) where the recurrence was event-driven."""
+    spike positions (flat indices into the [B, H] step, NumPy) where the recurrence was event-driven."""
 
     spikes: Tensor
     membranes: Tensor | None
-    nonzeros: list[Tensor] | None
+    nonzeros: list[np.ndarray] | None
 
 
 def lif_spikes(current: Tensor, recurrent: Tensor | None, alpha: float, beta: float, threshold: float,
@@ -95,8 +95,8 @@ def lif_spikes(current: Tensor, recurrent: Tensor | None, alpha: float, beta: fl
     spk, cur, state = spikes.unbind(0), current.unbind(0), mems.unbind(0)
     a, b, thr = (torch.tensor(c, dtype=current.dtype) for c in (alpha, beta, threshold))
     event_driven = recurrent is not None and current.device.type == "cpu" and width >= EVENT_MIN_WIDTH
-    nonzeros: list[Tensor] | None = [] if event_driven else None
-    row_ids = torch.arange(batch) if event_driven else None
+    nonzeros: list[np.ndarray] | None = [] if event_driven else None
+    spikes_np = spikes.numpy() if event_driven else None  # the same memory, scanned by NumPy (fastest here)
     dense_above = EVENT_STEP_DENSITY * batch * width
     states = state if keep_membrane else [state[t % 2] for t in range(steps)]
     gt, mul, addmm = torch.gt, torch.mul, torch.addmm
@@ -105,7 +105,7 @@ def lif_spikes(current: Tensor, recurrent: Tensor | None, alpha: float, beta: fl
             mem, s = states[t], spk[t]
             gt(mem, thr, out=s)
             if nonzeros is not None:
-                nonzeros.append(torch.nonzero(s))
+                nonzeros.append(np.flatnonzero(spikes_np[t] != 0))
             if t + 1 == steps:  # the last update would only feed states that are never read
                 break
             nxt = states[t + 1]
@@ -115,7 +115,7 @@ def lif_spikes(current: Tensor, recurrent: Tensor | None, alpha: float, beta: fl
             if recurrent is None or t == 0:
                 syn.mul_(a).add_(cur[t])
             elif nonzeros is not None and len(nonzeros[t - 1]) <= dense_above:
-                syn.mul_(a).add_(rows_matmul(nonzeros[t - 1], recurrent, row_ids).add_(cur[t]))
+                syn.mul_(a).add_(step_matmul(nonzeros[t - 1], recurrent, batch).add_(cur[t]))
             else:
                 syn.mul_(a).add_(addmm(cur[t], spk[t - 1], recurrent, out=h))
     return LIFRun(spikes, mems if keep_membrane else None, nonzeros)
@@ -128,9 +128,11 @@ def spike_events(run: LIFRun, product_width: int) -> Events | None:
     so both paths add the same numbers in the same order."""
     if run.nonzeros is None:
         return Events.of_spikes(run.spikes, product_width)
-    steps, batch, width = run.spikes.shape
+    _, batch, width = run.spikes.shape
     density = sum(len(nz) for nz in run.nonzeros) / run.spikes.numel()
-    return Events.from_step_nonzeros(run.nonzeros, batch, width) if Events.pay_off(density, product_width) else None
+    if not Events.pay_off(density, product_width):
+        return None
+    return Events.from_step_nonzeros(run.nonzeros, batch, width)
 
 
 class LIFRecurrence(torch.autograd.Function):

@@ -83,17 +83,14 @@ class Events:
         return self._rows
 
     @classmethod
-    def from_step_nonzeros(cls, nonzeros: list[Tensor], batch: int, width: int) -> Events | None:
-        """Events of time-major spikes [T, B, H] from each step's ``torch.nonzero`` ([n_t, 2] positions, as
-        collected by the event-driven recurrence), or None if too dense for event-driven products."""
-        counts = torch.tensor([len(nz) for nz in nonzeros])
+    def from_step_nonzeros(cls, nonzeros: list[np.ndarray], batch: int, width: int) -> Events:
+        """Events of time-major spikes [T, B, H] from each step's nonzero flat positions in its [B, H] block
+        (as collected by the event-driven recurrence)."""
+        step_size = batch * width
+        flat = np.concatenate([nz + t * step_size for t, nz in enumerate(nonzeros)])
+        rows, cols = np.divmod(flat, width)
         nb_rows = len(nonzeros) * batch
-        if int(counts.sum()) > cls.MAX_DENSITY * nb_rows * width:
-            return None
-        positions = torch.cat(nonzeros)
-        steps = torch.repeat_interleave(torch.arange(len(nonzeros)), counts)
-        rows = steps * batch + positions[:, 0]
-        return cls(positions[:, 1].contiguous(), None, _offsets(rows.numpy(), nb_rows), (nb_rows, width), rows)
+        return cls(torch.from_numpy(cols), None, _offsets(rows, nb_rows), (nb_rows, width), torch.from_numpy(rows))
 
     @classmethod
     def of_spikes(cls, activity: Tensor, product_width: int, binary: bool = True) -> Events | None:
@@ -176,11 +173,11 @@ def group_by_column_torch(rows: Tensor, cols: Tensor, values: Tensor | None,
     return rows[order], offsets, None if values is None else values[order]
 
 
-def rows_matmul(nonzero: Tensor, table: Tensor, row_ids: Tensor) -> Tensor:
-    """``S @ table`` for a 0/1 matrix S [B, K] given by ``nonzero = torch.nonzero(S)`` (row-major positions);
-    ``row_ids`` is ``arange(B)``. Each output row sums the selected rows of ``table`` in ascending order."""
-    rows, cols = nonzero.unbind(1)
-    return F.embedding_bag(cols, table, torch.searchsorted(rows, row_ids), mode="sum")
+def step_matmul(flat: np.ndarray, table: Tensor, batch: int) -> Tensor:
+    """``S @ table`` for a 0/1 matrix S [B, K] given by its nonzeros' flat positions (ascending, NumPy);
+    each output row sums the selected rows of ``table`` in ascending order."""
+    rows, cols = np.divmod(flat, table.shape[0])
+    return F.embedding_bag(torch.from_numpy(cols), table, _offsets(rows, batch), mode="sum")
 
 
 class EventProjection(torch.autograd.Function):
