@@ -295,6 +295,12 @@ def test_named_sweep_names_seeds_last_and_narrows(toy, tmp_path: Path) -> None:
     assert sorted(statuses(only("grid-x=5-*", tmp_path / "outputs" / "multirun"))) == ["seed=0", "seed=1"]
 
 
+def test_user_sweep_dir_still_names_runs_by_swept_keys(toy, tmp_path: Path) -> None:
+    proc = toy("-m", "x=1,2", "name=fixed", "hydra.sweep.dir=mine")
+    assert proc.returncode == 0, proc.stdout
+    assert sorted(statuses(tmp_path / "mine")) == ["x=1", "x=2"]
+
+
 def test_max_batch_size_and_job_number_folders(toy, tmp_path: Path) -> None:
     proc = toy("-m", "x=1,2,3", "hydra.sweeper.max_batch_size=2", "hydra.sweep.dir=numbered",
                "hydra.sweep.subdir=job${hydra.job.num}")  # fmt: skip

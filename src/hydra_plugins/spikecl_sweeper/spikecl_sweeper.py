@@ -74,6 +74,9 @@ class SpikeclSweeper(BasicSweeper):
 
         # Resolving the sweep folder here fills the resolver cache that every job's config inherits.
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        # The same for the swept keys that name run folders, also when the command line sets hydra.sweep.dir
+        # (then the folder's resolvers never run): resolving the subdir pattern here caches them.
+        str(self.config.hydra.sweep.subdir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         write_with(sweep_dir / "multirun.yaml", lambda tmp: OmegaConf.save(self.config, tmp))
 
