@@ -162,3 +162,41 @@ def test_cli_subprocess_run(tiny_root, tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert bad.returncode != 0
     assert "strategy.mix='bogus' is not valid" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_parallel_jobs_share_one_pretraining(compose_cfg, tmp_path, monkeypatch):
+    """Two jobs asking for the same cache entry at once: one trains, the other waits and loads it."""
+    import threading
+    import time
+
+    from spikecl import pretrain
+    from spikecl.data import load_dataset, make_tasks
+    from spikecl.models.lif import RSNN
+
+    cfg = compose_cfg()
+    data = load_dataset(cfg.dataset, cfg.cache_dir)
+    task = make_tasks(data, cfg.split, cfg.dataset.protocol, cfg.dataset.test_fraction, cfg.seed)[0]
+    trained, results = [], {}
+
+    def job(name: str) -> None:
+        model = RSNN(nb_inputs=700, hidden=[8], nb_outputs=4)
+
+        def train():
+            trained.append(name)
+            time.sleep(0.5)  # long enough for the other job to arrive while the entry is being made
+            with torch.no_grad():
+                model.w_out.fill_(0.25)
+            return {"seconds": 0.5, "samples_per_second": 1.0, "rows": []}
+
+        info, cached = pretrain.pretrained(model, cfg, data, task, torch.device("cpu"), train)
+        results[name] = (cached, model.w_out.detach().clone())
+
+    threads = [threading.Thread(target=job, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(trained) == 1
+    assert sorted(c for c, _ in results.values()) == [False, True]
+    assert all(torch.equal(w, torch.full_like(w, 0.25)) for _, w in results.values())
+    assert len(list((tmp_path / "cache" / "pretrained").glob("*.pt"))) == 1

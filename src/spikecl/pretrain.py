@@ -1,9 +1,9 @@
 """Pretraining, cached: the pretrained model is a function of its inputs, so a sweep trains it once.
 
-The cache key hashes exactly what determines the result: the data (content fingerprint), protocol and
-test fraction, the split (held-out speaker or class, or the old classes) with the resulting pretraining
-train and test indices, the model config, the pretraining hyper-parameters and loss regularisers, and the
-seed. An entry holds the weights, the test accuracy and the per-epoch metric rows; it is written atomically,
+The cache key hashes exactly what determines the result: the spikecl release, the data (content
+fingerprint), protocol and test fraction, the split (held-out speaker or class, or the old classes) with the
+resulting pretraining train and test indices, the model config, the pretraining hyper-parameters and loss
+regularisers, and the seed. An entry holds the weights, the test accuracy and the per-epoch metric rows; it is written atomically,
 and a file lock makes parallel jobs that need the same entry wait for the first one instead of training
 twice (where locks are not available, each trains and the atomic rename settles it).
 """
@@ -25,6 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+import spikecl
 from spikecl.cl.sources import RawSource
 from spikecl.data import SpikeDataset, Task
 from spikecl.engine import Part, Timer, check_finite, minibatches, train_epoch
@@ -51,6 +52,7 @@ def cache_key(cfg: DictConfig, data: SpikeDataset, pretrain_task: Task) -> str:
     split = OmegaConf.to_container(cfg.split, resolve=True)
     fields = {
         "format": CACHE_FORMAT,
+        "spikecl": spikecl.__version__,  # another release may train differently
         "data": data_fingerprint(data),
         "protocol": cfg.dataset.protocol,
         "test_fraction": cfg.dataset.test_fraction,
