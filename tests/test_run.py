@@ -162,6 +162,10 @@ def test_cli_subprocess_run(tiny_root, tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert bad.returncode != 0
     assert "strategy.mix='bogus' is not valid" in bad.stderr and "Traceback" not in bad.stderr
+    unknown = subprocess.run(cmd[:-1] + ["strategy=bogus", f"hydra.run.dir={tmp_path / 'unknown'}"],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert unknown.returncode != 0 and "Could not find 'strategy/bogus'" in unknown.stderr
+    assert "latent_replay" in unknown.stderr  # Hydra lists the available options
 
 
 def test_parallel_jobs_share_one_pretraining(compose_cfg, tmp_path, monkeypatch):

@@ -29,6 +29,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 from omegaconf import OmegaConf, open_dict, read_write
+from omegaconf.errors import OmegaConfBaseException
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,12 @@ class SpikeclSweeper(BasicSweeper):
         # Resolving the sweep folder here fills the resolver cache that every job's config inherits.
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         # The same for the swept keys that name run folders, also when the command line sets hydra.sweep.dir
-        # (then the folder's resolvers never run): resolving the subdir pattern here caches them.
-        str(self.config.hydra.sweep.subdir)
+        # (then the folder's resolvers never run): resolving the subdir pattern here caches them. A pattern
+        # with job-level values (hydra.job.num) cannot resolve here, and it does not use the swept keys.
+        try:
+            str(self.config.hydra.sweep.subdir)
+        except OmegaConfBaseException:
+            pass
         sweep_dir.mkdir(parents=True, exist_ok=True)
         write_with(sweep_dir / "multirun.yaml", lambda tmp: OmegaConf.save(self.config, tmp))
 
