@@ -14,9 +14,7 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 MIXES = ("sequential", "interleaved", "mixed")
-SELECTIONS = ("class_balanced", "random", "first")
 STRATEGIES = ("naive", "rehearsal", "latent_replay")
-PROTOCOLS = ("merged", "official")
 DEVICES = ("auto", "cpu", "cuda")
 CURRENT_DTYPES = ("float32", "float16")
 
@@ -59,7 +57,9 @@ def check_config(cfg: DictConfig) -> None:
     """Validate every user-facing value that can be checked without reading data."""
     import torch  # only here: the checks above stay importable without torch
 
+    from spikecl.cl.buffer import SELECTIONS
     from spikecl.cl.compression import CODECS, check_ratio
+    from spikecl.data.splits import PROTOCOLS
 
     _int("seed", cfg.seed, 0)
     _one_of("progress", cfg.progress, ("auto", True, False))
