@@ -74,7 +74,7 @@ def train_epoch(model: RSNN, optimizer: torch.optim.Optimizer, batches: Sequence
     ``depth`` is where the entry activity comes in (0: input currents, d: spikes of hidden layer d).
     """
     model.train()
-    total, seen = torch.zeros(()), 0  # summed on the device: reading the loss every step would sync a GPU
+    total, seen = 0.0, 0  # a tensor on the device after the first step: reading it every step would sync a GPU
     for parts in tqdm(batches, desc=desc, leave=False, disable=not progress):
         z = torch.cat([p.source.entry(p.idx) for p in parts]) if len(parts) > 1 else parts[0].source.entry(parts[0].idx)
         y = torch.cat([p.source.labels[p.idx] for p in parts])
@@ -83,9 +83,9 @@ def train_epoch(model: RSNN, optimizer: torch.optim.Optimizer, batches: Sequence
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total = total.to(loss.device) + loss.detach() * len(y)
+        total = total + loss.detach() * len(y)
         seen += len(y)
-    return total.item() / max(seen, 1), seen
+    return float(total) / max(seen, 1), seen
 
 
 def check_finite(loss: float, phase: str, task: int, epoch: int, lr_key: str) -> None:

@@ -3,9 +3,9 @@
 The cache key hashes exactly what determines the result: the spikecl release, the data (content
 fingerprint), protocol and test fraction, the split (held-out speaker or class, or the old classes) with the
 resulting pretraining train and test indices, the model config, the pretraining hyper-parameters and loss
-regularisers, and the seed. An entry holds the weights, the test accuracy and the per-epoch metric rows; it is written atomically,
-and a file lock makes parallel jobs that need the same entry wait for the first one instead of training
-twice (where locks are not available, each trains and the atomic rename settles it).
+regularisers, and the seed. An entry holds the weights, the test accuracy and the per-epoch metric rows; it
+is written atomically, and a file lock makes parallel jobs that need the same entry wait for the first one
+instead of training twice (where locks are not available, each trains and the atomic rename settles it).
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ completed summary is a finished run, and running the same job again (a resumed s
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from pathlib import Path
@@ -28,6 +27,7 @@ from spikecl.data.splits import check_split_against_data
 from spikecl.engine import Evaluation, Timer, evaluate, show_progress
 from spikecl.models.lif import RSNN
 from spikecl.pretrain import pretrain, pretrained
+from spikecl.report.runs import read_completed_summary
 from spikecl.utils.atomic import write_json, write_text, write_with
 from spikecl.utils.provenance import git_sha, versions
 
@@ -48,20 +48,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def output_dir_of(cfg: DictConfig) -> Path:
+def hydra_output_dir() -> Path:
     """Hydra's output folder of the running job."""
     from hydra.core.hydra_config import HydraConfig
 
     return Path(HydraConfig.get().runtime.output_dir)
-
-
-def completed_summary(folder: Path) -> dict[str, Any] | None:
-    """The summary of a finished run in ``folder``, or None."""
-    try:
-        summary = json.loads((folder / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return summary if summary.get("status") == "completed" else None
 
 
 def _attach_log_file(folder: Path) -> logging.Handler | None:
@@ -81,9 +72,9 @@ def _attach_log_file(folder: Path) -> logging.Handler | None:
 def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, Any]:
     """Run the experiment ``cfg`` and write its run folder; returns the summary."""
     check_config(cfg)
-    folder = Path(output_dir) if output_dir is not None else output_dir_of(cfg)
+    folder = Path(output_dir) if output_dir is not None else hydra_output_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    done = completed_summary(folder)
+    done = read_completed_summary(folder)
     if done is not None:
         log.info("skipping: %s already holds a completed run (delete its summary.json to run it again)", folder)
         return done
@@ -146,10 +137,15 @@ def _run(cfg: DictConfig, folder: Path) -> dict[str, Any]:
     strategy: Strategy = instantiate(cfg.strategy)
     timer = Timer()
 
+    last: dict[int, Evaluation] = {}  # the evaluation after each task's final epoch, reused for the matrix
+
     def on_cl_epoch(task_index: int, epoch: int, loss: float) -> None:
         if not cfg.eval.every_epoch and epoch != strategy.epochs:
             return
-        accs = recorder.record("cl", task_index, epoch, evaluation(), progressive, loss)
+        ev = evaluation()
+        if epoch == strategy.epochs:
+            last[task_index] = ev
+        accs = recorder.record("cl", task_index, epoch, ev, progressive, loss)
         log.info("task %d (%s) epoch %d/%d: loss %.4f, old %.4f, new %.4f, all %.4f", task_index,
                  tasks[task_index].name, epoch, strategy.epochs, loss, accs["old"], accs["new"], accs["all"])
 
@@ -160,7 +156,7 @@ def _run(cfg: DictConfig, folder: Path) -> dict[str, Any]:
     after = before
     for i in range(1, len(tasks)):
         strategy.learn(ctx, i)
-        after = evaluation()
+        after = last.pop(i) if i in last else evaluation()  # no epoch evaluated when strategy.epochs=0
         matrix.append(task_accuracies(after, tasks))
         log.info("after task %d (%s): accuracy per task %s", i, tasks[i].name,
                  " ".join(f"{a:.3f}" for a in matrix[-1]))

@@ -91,7 +91,7 @@ class Strategy:
         pool = ctx.tasks[0].train
         if self.buffer_size > len(pool):
             log.info("strategy.buffer_size=%d exceeds the %d pretraining train samples: storing all of them",
-                        self.buffer_size, len(pool))
+                     self.buffer_size, len(pool))
         rng = np.random.default_rng([ctx.seed, 1])
         chosen = select_samples(ctx.data.labels, pool, self.buffer_size, self.selection, rng)
         self._store(ctx, chosen)
