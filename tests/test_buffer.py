@@ -8,7 +8,7 @@ import torch
 
 from spikecl.cl.buffer import ReplayBuffer, pack_bits, select_samples, unpack_bits
 from spikecl.cl.compression import CODECS, decode, encode
-from spikecl.config import ConfigError
+from spikecl.errors import ConfigError
 
 
 def spikes(n: int, steps: int, width: int, seed: int = 0, p: float = 0.2) -> torch.Tensor:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from spikecl.cl.compression import CODECS, bits_per_entry, check_codec, check_ratio, decode, encode
-from spikecl.config import ConfigError
+from spikecl.errors import ConfigError
 
 
 def train(bits: str) -> torch.Tensor:

@@ -16,7 +16,7 @@ from tests.shd_factory import gzip_copy, write_shd_file, zip_copy
 
 import spikecl.data.binning as binning
 import spikecl.data.files as files
-from spikecl.config import ConfigError
+from spikecl.errors import ConfigError
 from spikecl.data import bin_spikes, load_dataset
 
 GRID = dict(nb_steps=12, max_time=1.375, nb_units=8)  # float16-exact edges, dt = 0.125

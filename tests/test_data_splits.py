@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from spikecl.config import ConfigError
+from spikecl.errors import ConfigError
 from spikecl.data import BinnedSpikes, SpikeDataset, check_split_against_data, make_tasks
 
 SPLITS = {

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from spikecl import engine
-from spikecl.config import ConfigError
+from spikecl.errors import ConfigError
 from spikecl.run import run
 
 SUMMARY_KEYS = {"status", "dataset", "protocol", "split", "strategy", "compression_ratio", "latent_depth", "seed",

@@ -10,20 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
+
+from spikecl.errors import ConfigError
 
 MIXES = ("sequential", "interleaved", "mixed")
 STRATEGIES = ("naive", "rehearsal", "latent_replay")
 DEVICES = ("auto", "cpu", "cuda")
 CURRENT_DTYPES = ("float32", "float16")
-
-
-class ConfigError(CompactHydraException, ValueError):
-    """A bad configuration value or input file: the message names the key, the value and what is allowed.
-
-    As a compact Hydra error, the command line prints just this message, without a traceback.
-    """
 
 
 def _one_of(key: str, value: Any, allowed: Iterable[Any]) -> None:

@@ -19,18 +19,14 @@ from typing import Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra.errors import CompactHydraException
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from spikecl.data import BinnedSpikes
+from spikecl.errors import TrainingDiverged
 from spikecl.models.lif import RSNN, class_scores
 
 log = logging.getLogger(__name__)
-
-
-class TrainingDiverged(CompactHydraException, RuntimeError):
-    """The loss became NaN or infinite (printed by the command line as one message, no traceback)."""
 
 
 class Source(Protocol):

@@ -30,7 +30,7 @@ from spikecl.bench.reference import reference_forward, reference_loss
 from spikecl.bench.shd_files import write_random_shd_pair
 from spikecl.cl.sources import CachedLatents, RawSource
 from spikecl.cli import config_dir
-from spikecl.config import ConfigError
+from spikecl.errors import ConfigError
 from spikecl.data import SpikeDataset, load_dataset
 from spikecl.engine import Part, evaluate, frozen_except, train_epoch
 from spikecl.models.lif import RSNN, class_scores

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from spikecl.cl.compression import bits_per_entry, check_codec, check_ratio, decode, encode, unsigned_dtype
-from spikecl.config import ConfigError
+from spikecl.errors import ConfigError
 
 KINDS = ("spikes", "counts", "current")
 CURRENT_DTYPES = {"float32": torch.float32, "float16": torch.float16}

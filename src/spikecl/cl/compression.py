@@ -36,7 +36,7 @@ import math
 
 import torch
 
-from spikecl.config import ConfigError
+from spikecl.errors import ConfigError
 
 CODECS = ("or_impulse", "count_burst", "count_spread", "sum_impulse")
 COUNT_CODECS = ("count_burst", "count_spread")

@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from spikecl.config import ConfigError
+from spikecl.errors import ConfigError
 from spikecl.utils.atomic import atomic_path, write_json
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from spikecl.config import ConfigError
+from spikecl.errors import ConfigError
 from spikecl.data import binning, cache, files
 from spikecl.data.events import BinnedSpikes
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from spikecl.config import ConfigError
+from spikecl.errors import ConfigError
 from spikecl.data.shd import SpikeDataset
 
 log = logging.getLogger(__name__)
