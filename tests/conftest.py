@@ -10,8 +10,10 @@ from tests.factories import write_learnable_shd
 
 # Small, fast settings for end-to-end runs on the tiny data set.
 TINY = ["dataset=shd", "model.hidden=[32,24,16]", "model.weight_scale=2.0", "pretrain.epochs=2",
-        "pretrain.lr=5e-3", "strategy.epochs=2", "strategy.lr=5e-3", "strategy.buffer_size=16",
-        "strategy.replay_per_new_class=4", "strategy.batch_size=16", "pretrain.batch_size=16", "progress=false"]
+        "pretrain.lr=5e-3", "strategy.epochs=2", "strategy.lr=5e-3", "strategy.batch_size=16",
+        "pretrain.batch_size=16", "progress=false"]
+# The replay plugin's settings, for strategies that have one.
+TINY_REPLAY = ["strategy.plugins.replay.buffer_size=16", "strategy.plugins.replay.replay_per_new_class=4"]
 
 
 @pytest.fixture(scope="session")
@@ -29,9 +31,10 @@ def compose_cfg(tiny_root, tmp_path):
     def make(*overrides: str, cache=None):
         split = [] if any(o.startswith("split=") for o in overrides) else [
             "split=progressive", "split.old_classes=[0,1]", "split.new_classes=[2,3]"]
+        replay = [] if "strategy=naive" in overrides else TINY_REPLAY
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             return compose("config", overrides=[*TINY, f"dataset.root={tiny_root}",
-                                                f"cache_dir={cache or tmp_path / 'cache'}", *split,
+                                                f"cache_dir={cache or tmp_path / 'cache'}", *split, *replay,
                                                 "hydra/sweeper=basic", *overrides])
 
     return make

@@ -216,7 +216,7 @@ def test_select_random_and_first_and_reproducible():
     for sel in ("random", "first", "class_balanced"):
         assert np.array_equal(select_samples(labels, candidates, 99, sel, np.random.default_rng(0)), candidates)
         assert select_samples(labels, candidates, 0, sel, np.random.default_rng(0)).size == 0
-    with pytest.raises(ConfigError, match="strategy.selection='herding'.*class_balanced, random, first"):
+    with pytest.raises(ConfigError, match="selection='herding'.*class_balanced, random, first"):
         select_samples(labels, candidates, 4, "herding", np.random.default_rng(0))
 
 

@@ -6,15 +6,14 @@ import logging
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
+from spikecl.data import BinnedSpikes, ClassIncremental, Partition, Progressive, SampleIncremental, SpikeDataset
 from spikecl.errors import ConfigError
-from spikecl.data import BinnedSpikes, SpikeDataset, check_split_against_data, make_tasks
 
 SPLITS = {
-    "sample_incremental": dict(name="sample_incremental", speaker=2),
-    "class_incremental": dict(name="class_incremental", new_class=3),
-    "progressive": dict(name="progressive", old_classes=[0, 1, 2], new_classes=[4, 3]),
+    "sample_incremental": lambda: SampleIncremental(speaker=2),
+    "class_incremental": lambda: ClassIncremental(new_class=3),
+    "progressive": lambda: Progressive(old_classes=[0, 1, 2], new_classes=[4, 3]),
 }
 
 
@@ -33,7 +32,7 @@ def _dataset(n: int = 600, n_classes: int = 6, n_speakers: int = 4, seed: int = 
 
 
 def _tasks(ds: SpikeDataset, split: str, protocol: str = "merged", seed: int = 0, fraction: float = 0.2):
-    return make_tasks(ds, OmegaConf.create(SPLITS[split]), protocol, fraction, seed)
+    return SPLITS[split]().tasks(ds, Partition(protocol, fraction), seed)
 
 
 def _pools(ds: SpikeDataset, split: str) -> list[np.ndarray]:
@@ -86,8 +85,7 @@ def test_merged_is_reproducible_and_seeded() -> None:
 
 def test_independent_of_class_order() -> None:
     ds = _dataset()
-    split = OmegaConf.create(dict(name="progressive", old_classes=[2, 0, 1], new_classes=[3, 4]))
-    reordered = make_tasks(ds, split, "merged", 0.2, 0)
+    reordered = Progressive(old_classes=[2, 0, 1], new_classes=[3, 4]).tasks(ds, Partition("merged", 0.2), 0)
     original = _tasks(ds, "progressive")
     by_name = {t.name: t for t in reordered}
     for task in original:
@@ -116,22 +114,24 @@ def test_two_sample_class_keeps_one_for_test() -> None:
 def test_check_split_against_data() -> None:
     ds = _dataset()
     with pytest.raises(ConfigError, match=r"split.speaker=9 is not in the data set; its speakers are 0, 1, 2, 3"):
-        check_split_against_data(OmegaConf.create(dict(name="sample_incremental", speaker=9)), ds)
+        SampleIncremental(speaker=9).check(ds)
     with pytest.raises(ConfigError, match=r"split.new_class=6 .* classes are 0, 1, 2, 3, 4, 5"):
-        check_split_against_data(OmegaConf.create(dict(name="class_incremental", new_class=6)), ds)
-    bad = dict(name="progressive", old_classes=[0, 1], new_classes=[2, 11])
+        ClassIncremental(new_class=6).check(ds)
+    bad = Progressive(old_classes=[0, 1], new_classes=[2, 11])
     with pytest.raises(ConfigError, match=r"split.new_classes=11"):
-        check_split_against_data(OmegaConf.create(bad), ds)
+        bad.check(ds)
     with pytest.raises(ConfigError, match=r"split.new_classes=11"):
-        make_tasks(ds, OmegaConf.create(bad), "merged", 0.2, 0)
-    check_split_against_data(OmegaConf.create(SPLITS["progressive"]), ds)
+        bad.tasks(ds, Partition(), 0)
+    SPLITS["progressive"]().check(ds)
+    with pytest.raises(ConfigError, match=r"old_classes and new_classes overlap in \[1\]"):
+        Progressive(old_classes=[0, 1], new_classes=[1])
 
 
 def test_bad_protocol_and_empty_parts() -> None:
     ds = _dataset()
-    with pytest.raises(ConfigError, match="dataset.protocol='random' is not allowed; allowed: merged, official"):
+    with pytest.raises(ConfigError, match="protocol='random' is not valid; allowed: merged, official"):
         _tasks(ds, "class_incremental", protocol="random")
-    with pytest.raises(ConfigError, match=r"dataset.test_fraction=1.0 .* \(0, 1\)"):
+    with pytest.raises(ConfigError, match=r"test_fraction=1.0 .* \(0, 1\)"):
         _tasks(ds, "class_incremental", fraction=1.0)
     ds.from_test_file[ds.speakers == 2] = True  # a speaker only in the test file, like SHD's 4 and 5
     with pytest.raises(ConfigError, match="task 'speaker 2' .* no train samples .*protocol=official"):

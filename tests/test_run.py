@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from spikecl import engine
-from spikecl.errors import ConfigError
+from spikecl.cl import Strategy
+from spikecl.errors import ConfigError, TrainingDiverged
 from spikecl.run import run
 
 SUMMARY_KEYS = {"status", "dataset", "protocol", "split", "strategy", "compression_ratio", "latent_depth", "seed",
@@ -45,8 +45,7 @@ def check_run_folder(folder: Path, tasks: int) -> dict:
 
 @pytest.mark.parametrize("strategy", ["naive", "rehearsal", "latent_replay"])
 def test_run_writes_a_complete_folder(compose_cfg, tmp_path, strategy):
-    extra = ["strategy.buffer_size=0", "strategy.replay_per_new_class=0"] if strategy == "naive" else []
-    summary = run(compose_cfg(f"strategy={strategy}", *extra, "compression=1to4"), tmp_path / "run")
+    summary = run(compose_cfg(f"strategy={strategy}", "compression=1to4"), tmp_path / "run")
     s = check_run_folder(tmp_path / "run", tasks=3)
     assert s == summary
     assert s["strategy"] == strategy and s["split"] == "progressive" and s["dataset"] == "shd"
@@ -101,7 +100,7 @@ def test_completed_folder_is_skipped(compose_cfg, tmp_path):
 
 
 def test_nan_loss_stops_with_phase_and_epoch(compose_cfg, tmp_path, monkeypatch):
-    real = engine.train_epoch
+    real = Strategy.train_epoch
     calls = []
 
     def diverging(*args, **kwargs):
@@ -109,9 +108,8 @@ def test_nan_loss_stops_with_phase_and_epoch(compose_cfg, tmp_path, monkeypatch)
         calls.append(1)
         return (float("nan") if len(calls) == 3 else loss), seen
 
-    monkeypatch.setattr("spikecl.pretrain.train_epoch", diverging)
-    monkeypatch.setattr("spikecl.cl.strategies.train_epoch", diverging)
-    with pytest.raises(engine.TrainingDiverged, match=r"phase 'cl', task 1, epoch 1.*strategy.lr"):
+    monkeypatch.setattr(Strategy, "train_epoch", diverging)
+    with pytest.raises(TrainingDiverged, match=r"phase 'cl', task 1, epoch 1.*strategy.lr"):
         run(compose_cfg(), tmp_path / "run")
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
     assert rows and not (tmp_path / "run" / "summary.json").exists()
@@ -125,7 +123,12 @@ def test_nan_loss_stops_with_phase_and_epoch(compose_cfg, tmp_path, monkeypatch)
     ("compression=1to4", None),
     ("dataset.nb_steps=30", "compression.ratio"),
     ("strategy.batch_size=0", "strategy.batch_size=0"),
-    ("strategy.mix=shuffled", "strategy.mix='shuffled'"),
+    ("strategy.plugins.replay.mix=shuffled", "strategy.plugins.replay.mix='shuffled'"),
+    ("strategy.epochs=abc", "strategy.epochs='abc'"),
+    ("eval.every_epoch=abc", "eval.every_epoch='abc'"),
+    ("model.recurrent=abc", "model.recurrent='abc'"),
+    ("+strategy.plugins.replay.bufer_size=3", "strategy.plugins.replay: "),
+    ("+strategy.plugins.mine._target_=nowhere.Mine", "strategy.plugins.mine._target_='nowhere.Mine'"),
     ("model.hidden=[]", "model.hidden"),
 ])
 def test_bad_values_fail_before_reading_data(compose_cfg, tmp_path, override, message):
@@ -158,10 +161,10 @@ def test_cli_subprocess_run(tiny_root, tmp_path):
     assert (out / ".hydra" / "config.yaml").is_file()
     log = (out / "spikecl.log").read_text()
     assert "summary" in log and "final accuracy on all test data" in log
-    bad = subprocess.run(cmd[:-1] + ["strategy.mix=bogus", f"hydra.run.dir={tmp_path / 'bad'}"],
+    bad = subprocess.run(cmd[:-1] + ["strategy.plugins.replay.mix=bogus", f"hydra.run.dir={tmp_path / 'bad'}"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert bad.returncode != 0
-    assert "strategy.mix='bogus' is not valid" in bad.stderr and "Traceback" not in bad.stderr
+    assert "strategy.plugins.replay.mix='bogus' is not valid" in bad.stderr and "Traceback" not in bad.stderr
     unknown = subprocess.run(cmd[:-1] + ["strategy=bogus", f"hydra.run.dir={tmp_path / 'unknown'}"],
                              capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert unknown.returncode != 0 and "Could not find 'strategy/bogus'" in unknown.stderr
@@ -174,12 +177,8 @@ def test_parallel_jobs_share_one_pretraining(compose_cfg, tmp_path, monkeypatch)
     import time
 
     from spikecl import pretrain
-    from spikecl.data import load_dataset, make_tasks
     from spikecl.models.lif import RSNN
 
-    cfg = compose_cfg()
-    data = load_dataset(cfg.dataset, cfg.cache_dir)
-    task = make_tasks(data, cfg.split, cfg.dataset.protocol, cfg.dataset.test_fraction, cfg.seed)[0]
     trained, results = [], {}
 
     def job(name: str) -> None:
@@ -192,7 +191,7 @@ def test_parallel_jobs_share_one_pretraining(compose_cfg, tmp_path, monkeypatch)
                 model.w_out.fill_(0.25)
             return {"seconds": 0.5, "samples_per_second": 1.0, "rows": []}
 
-        info, cached = pretrain.pretrained(model, cfg, data, task, torch.device("cpu"), train)
+        info, cached = pretrain.pretrained(model, "key", tmp_path / "cache", torch.device("cpu"), train)
         results[name] = (cached, model.w_out.detach().clone())
 
     threads = [threading.Thread(target=job, args=(n,)) for n in ("a", "b")]

@@ -1,4 +1,4 @@
-"""Training steps, epochs and evaluation shared by pretraining and every continual-learning strategy.
+"""What training and evaluation share: minibatch parts and sources, the spike regulariser, evaluation.
 
 Training data arrive as :class:`Part` lists: each part is a source of samples (raw SHD input, cached
 latents, a replay buffer) with the sample positions it contributes to one minibatch. A source turns its
@@ -12,7 +12,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,11 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from spikecl.data import BinnedSpikes
 from spikecl.errors import TrainingDiverged
 from spikecl.models.lif import RSNN, class_scores
+from spikecl.utils import checks
 
 log = logging.getLogger(__name__)
 
@@ -42,46 +42,35 @@ class Source(Protocol):
 
 @dataclass
 class Part:
-    """Positions ``idx`` of ``source`` that belong to one minibatch."""
+    """Positions ``idx`` of ``source`` that belong to one minibatch; ``replayed`` marks a replay buffer."""
 
     source: Source
     idx: np.ndarray
+    replayed: bool = False
 
 
 def show_progress(setting: bool | str) -> bool:
-    """Progress bars: ``auto`` shows them only when stderr is a terminal."""
-    if isinstance(setting, str) and setting == "auto":
+    """Progress bars (the ``progress`` key): ``auto`` shows them only when stderr is a terminal."""
+    checks.one_of("progress", setting, ("auto", True, False))
+    if setting == "auto":
         return sys.stderr.isatty()
-    return bool(setting)
+    return setting
 
 
-def spike_regulariser(spikes: Tensor, reg_l1: float, reg_l2: float) -> Tensor | float:
-    """Paper's regularisers on the last hidden layer: L1 on the total count, L2 on per-neuron counts."""
-    if reg_l1 == 0 and reg_l2 == 0:
-        return 0.0
-    per_neuron = spikes.sum(dim=(0, 1))
-    return reg_l1 * per_neuron.sum() + reg_l2 * per_neuron.square().mean()
+class SpikeRegulariser:
+    """The paper's spike-count regularisers on the last hidden layer (seed-spec 2.6): L1 on the total count,
+    L2 on per-neuron counts; the ``loss`` config group as an object (both 0 in every run of the paper)."""
 
+    def __init__(self, reg_l1: float = 0.0, reg_l2: float = 0.0) -> None:
+        self.reg_l1 = checks.number("reg_l1", reg_l1, positive=False)
+        self.reg_l2 = checks.number("reg_l2", reg_l2, positive=False)
 
-def train_epoch(model: RSNN, optimizer: torch.optim.Optimizer, batches: Sequence[Sequence[Part]], depth: int,
-                reg: tuple[float, float] = (0.0, 0.0), progress: bool = False, desc: str = "") -> tuple[float, int]:
-    """One pass over ``batches``, one optimiser step each; returns the mean loss and the samples seen.
-
-    ``depth`` is where the entry activity comes in (0: input currents, d: spikes of hidden layer d).
-    """
-    model.train()
-    total, seen = 0.0, 0  # a tensor on the device after the first step: reading it every step would sync a GPU
-    for parts in tqdm(batches, desc=desc, leave=False, disable=not progress):
-        z = torch.cat([p.source.entry(p.idx) for p in parts]) if len(parts) > 1 else parts[0].source.entry(parts[0].idx)
-        y = torch.cat([p.source.labels[p.idx] for p in parts])
-        out, spikes = model.from_latent(z, depth, return_spikes=True)
-        loss = F.nll_loss(F.log_softmax(class_scores(out), dim=1), y) + spike_regulariser(spikes, *reg)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total = total + loss.detach() * len(y)
-        seen += len(y)
-    return float(total) / max(seen, 1), seen
+    def __call__(self, spikes: Tensor) -> Tensor | float:
+        """The regulariser of last-layer spikes [B, T, H] (0.0 when both weights are 0)."""
+        if self.reg_l1 == 0 and self.reg_l2 == 0:
+            return 0.0
+        per_neuron = spikes.sum(dim=(0, 1))
+        return self.reg_l1 * per_neuron.sum() + self.reg_l2 * per_neuron.square().mean()
 
 
 def check_finite(loss: float, phase: str, task: int, epoch: int, lr_key: str) -> None:
@@ -97,32 +86,16 @@ def minibatches(idx: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
 
 
-def plan_epoch(new: Source, replay: Source | None, batch_size: int, mix: str,
-               rng: np.random.Generator) -> list[list[Part]]:
-    """Minibatches of one epoch. Order within each source is reshuffled every epoch from ``rng``.
+class EvalSettings:
+    """When and how the experiment evaluates: the ``eval`` config group as an object.
 
-    sequential: all new batches, then all replay batches (the paper); interleaved: new and replay batches
-    alternate; mixed: every minibatch holds new and replayed samples in the ratio of their counts.
+    ``batch_size``: samples per inference batch; ``every_epoch``: evaluate after every training epoch (else
+    only after each task's last epoch).
     """
-    new_b = minibatches(rng.permutation(len(new)), batch_size)
-    if replay is None or len(replay) == 0:
-        return [[Part(new, b)] for b in new_b]
-    rep_idx = rng.permutation(len(replay))
-    if mix == "sequential":
-        return [[Part(new, b)] for b in new_b] + [[Part(replay, b)] for b in minibatches(rep_idx, batch_size)]
-    if mix == "interleaved":
-        rep_b = minibatches(rep_idx, batch_size)
-        out: list[list[Part]] = []
-        for i in range(max(len(new_b), len(rep_b))):
-            out += [[Part(new, new_b[i])]] if i < len(new_b) else []
-            out += [[Part(replay, rep_b[i])]] if i < len(rep_b) else []
-        return out
-    if mix == "mixed":
-        n_batches = math.ceil((len(new) + len(replay)) / batch_size)
-        new_parts = np.array_split(rng.permutation(len(new)), n_batches)
-        rep_parts = np.array_split(rep_idx, n_batches)
-        return [[p for p in (Part(new, a), Part(replay, b)) if len(p.idx)] for a, b in zip(new_parts, rep_parts)]
-    raise ValueError(f"unknown mix {mix!r}")
+
+    def __init__(self, batch_size: int = 256, every_epoch: bool = True) -> None:
+        self.batch_size = checks.integer("batch_size", batch_size, 1)
+        self.every_epoch = checks.boolean("every_epoch", every_epoch)
 
 
 @dataclass

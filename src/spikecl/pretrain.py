@@ -1,11 +1,12 @@
-"""Pretraining, cached: the pretrained model is a function of its inputs, so a sweep trains it once.
+"""The pretraining cache: the pretrained model is a function of its inputs, so a sweep trains it once.
 
-The cache key hashes exactly what determines the result: the spikecl release, the data (content
-fingerprint), protocol and test fraction, the split (held-out speaker or class, or the old classes) with the
-resulting pretraining train and test indices, the model config, the pretraining hyper-parameters and loss
-regularisers, and the seed. An entry holds the weights, the test accuracy and the per-epoch metric rows; it
-is written atomically, and a file lock makes parallel jobs that need the same entry wait for the first one
-instead of training twice (where locks are not available, each trains and the atomic rename settles it).
+Pretraining itself is the continual-learning loop on task 0 (:class:`spikecl.cl.Strategy` with no
+plugins). Its cache key hashes exactly what determines the result, as plain values given by the
+experiment: the code fingerprint, the data (content fingerprint), the partition, the split (without what
+is learned later) with the resulting pretraining train and test indices, the model, the pretraining
+schedule and loss regulariser, and the seed. An entry holds the weights and whatever the training
+function returned (timings, per-epoch metric rows); it is written atomically, and a file lock makes
+parallel jobs that need the same entry wait for the first one instead of training twice.
 """
 
 from __future__ import annotations
@@ -13,28 +14,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from functools import partial
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
-from tqdm.auto import tqdm
 
-import spikecl
-from spikecl.cl.sources import RawSource
-from spikecl.data import SpikeDataset, Task
-from spikecl.engine import Part, Timer, check_finite, minibatches, train_epoch
+from spikecl.data import SpikeDataset
 from spikecl.models.lif import RSNN
 from spikecl.utils.atomic import write_with
+from spikecl.utils.locks import file_lock
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+# A pretraining on the real SHD takes hours on a CPU: a job waits that long for another one before giving up.
+LOCK_TIMEOUT_S = 24 * 3600
 
 
 def data_fingerprint(data: SpikeDataset) -> str:
@@ -47,45 +43,14 @@ def data_fingerprint(data: SpikeDataset) -> str:
     return h.hexdigest()
 
 
-def cache_key(cfg: DictConfig, data: SpikeDataset, pretrain_task: Task) -> str:
-    """Key of the pretrained model for this configuration."""
-    split = OmegaConf.to_container(cfg.split, resolve=True)
-    fields = {
-        "format": CACHE_FORMAT,
-        "spikecl": spikecl.__version__,  # another release may train differently
-        "data": data_fingerprint(data),
-        "protocol": cfg.dataset.protocol,
-        "test_fraction": cfg.dataset.test_fraction,
-        "split": {k: v for k, v in split.items() if k != "new_classes"},  # learned after pretraining
-        "train_idx": hashlib.blake2b(np.asarray(pretrain_task.train).tobytes(), digest_size=16).hexdigest(),
-        "test_idx": hashlib.blake2b(np.asarray(pretrain_task.test).tobytes(), digest_size=16).hexdigest(),
-        "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "pretrain": OmegaConf.to_container(cfg.pretrain, resolve=True),
-        "loss": OmegaConf.to_container(cfg.loss, resolve=True),
-        "seed": cfg.seed,
-    }
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
+def index_hash(indices: np.ndarray) -> str:
+    """Short hash of a set of sample indices (as int64, in their order)."""
+    return hashlib.blake2b(np.asarray(indices, dtype=np.int64).tobytes(), digest_size=16).hexdigest()
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (POSIX); a no-op where file locks do not exist."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another job that is pretraining the same model (%s)", path.name)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def cache_key(fields: Mapping[str, Any]) -> str:
+    """Key of the pretrained model for ``fields`` (JSON-able values that determine it)."""
+    return hashlib.sha256(json.dumps({"format": CACHE_FORMAT, **fields}, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def _load(path: Path, model: RSNN) -> dict[str, Any] | None:
@@ -101,34 +66,15 @@ def _load(path: Path, model: RSNN) -> dict[str, Any] | None:
         return None
 
 
-def pretrain(model: RSNN, cfg: DictConfig, data: SpikeDataset, task: Task, device: torch.device,
-             on_epoch: Callable[[int, float], dict[str, float]], progress: bool) -> dict[str, Any]:
-    """Train every layer on the pretraining task; returns timing figures. ``on_epoch(epoch, loss)``
-    evaluates and returns the metrics of that epoch."""
-    p = cfg.pretrain
-    optimizer = instantiate(p.optimizer)(model.parameters())
-    source = RawSource(model, data.spikes, task.train, data.labels, 0, device)
-    rng = np.random.default_rng([cfg.seed, 0])
-    timer = Timer()
-    reg = (cfg.loss.reg_l1, cfg.loss.reg_l2)
-    for epoch in tqdm(range(1, p.epochs + 1), desc="pretraining", unit="epoch", disable=not progress):
-        batches = [[Part(source, b)] for b in minibatches(rng.permutation(len(source)), p.batch_size)]
-        loss = timer.run(partial(train_epoch, model, optimizer, batches, 0, reg, progress, f"pretrain epoch {epoch}"))
-        check_finite(loss, "pretrain", 0, epoch, "pretrain.lr")
-        on_epoch(epoch, loss)
-    return {"seconds": timer.seconds, "samples_per_second": timer.rate}
-
-
-def pretrained(model: RSNN, cfg: DictConfig, data: SpikeDataset, task: Task, device: torch.device,
+def pretrained(model: RSNN, key: str, cache_dir: str | Path, device: torch.device,
                train: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
-    """Load the pretrained weights from the cache, or call ``train()`` and store the result.
+    """Load the pretrained weights of ``key`` from the cache, or call ``train()`` and store the result.
 
-    Returns the entry's info (timings, metric rows: whatever ``train`` returned) and whether it was cached.
+    Returns the entry's info (whatever ``train`` returned) and whether it came from the cache.
     """
-    key = cache_key(cfg, data, task)
-    folder = Path(cfg.cache_dir).expanduser() / "pretrained"
+    folder = Path(cache_dir).expanduser() / "pretrained"
     path = folder / f"{key}.pt"
-    with _locked(folder / f"{key}.lock"):
+    with file_lock(folder / f"{key}.lock", timeout=LOCK_TIMEOUT_S, what="pretraining the same model"):
         entry = _load(path, model)
         if entry is not None:
             log.info("pretrained model loaded from the cache (%s); pretraining skipped", path)
@@ -136,6 +82,9 @@ def pretrained(model: RSNN, cfg: DictConfig, data: SpikeDataset, task: Task, dev
             return entry["info"], True
         info = train()
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        write_with(path, lambda tmp: torch.save({"state_dict": state, "info": info}, tmp))
-        log.info("pretrained model stored in the cache (%s)", path)
+        try:
+            write_with(path, lambda tmp: torch.save({"state_dict": state, "info": info}, tmp))
+            log.info("pretrained model stored in the cache (%s)", path)
+        except OSError as exc:  # a full disk must not lose a finished pretraining: the run goes on
+            log.warning("could not store the pretrained model in the cache (%s); the run continues", exc)
         return info, False

@@ -21,6 +21,10 @@ Both names derive from the sweep's own command line, which a job cannot see (its
 Hydra resolves ``hydra.sweep.dir`` in the sweep's config before composing jobs and copies the resolver
 cache into every job's config, so every job reuses the sweep's values.
 
+Single runs land in ``hydra.run.dir`` = ``outputs/runs/<date>/<time>``, made unique by
+:func:`unique_dir` (resolver ``spikecl_unique_dir``): a run started in the same second as another (a job
+array, two terminals) gets ``<time>-2``, ``<time>-3``, ... instead of sharing its folder.
+
 Sweeps run by the spikecl sweeper (:mod:`hydra_plugins.spikecl_sweeper`) end with ``sweep_status.json``
 and the report; :class:`ReportCallback` writes the report after sweeps run by other sweepers.
 """
@@ -41,6 +45,8 @@ from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from spikecl.callbacks import log_failure
+from spikecl.errors import ConfigError
 from spikecl.utils.atomic import write_json
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,8 @@ log = logging.getLogger(__name__)
 SWEEP_NAME_RESOLVER = "spikecl_sweep_name"
 RUN_NAME_RESOLVER = "spikecl_run_name"
 SWEPT_KEYS_RESOLVER = "spikecl_swept_keys"
+UNIQUE_DIR_RESOLVER = "spikecl_unique_dir"
+MAX_SAME_NAME = 10_000  # unique_dir gives up after this many runs of one second (a runaway loop, not a sweep)
 SWEEPER_TARGET = "hydra_plugins.spikecl_sweeper.spikecl_sweeper.SpikeclSweeper"
 SWEEP_STATUS = "sweep_status.json"
 SEED_KEY = "seed"  # changes results: names keep it even though exclude_keys lists it
@@ -65,6 +73,28 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver(SWEPT_KEYS_RESOLVER, _swept_keys_resolver, use_cache=True, replace=True)
     OmegaConf.register_new_resolver(SWEEP_NAME_RESOLVER, _sweep_name_resolver, use_cache=True, replace=True)
     OmegaConf.register_new_resolver(RUN_NAME_RESOLVER, _run_name_resolver, replace=True)
+    # Cached: the folder is claimed once per config, however often Hydra reads hydra.run.dir.
+    OmegaConf.register_new_resolver(UNIQUE_DIR_RESOLVER, unique_dir, use_cache=True, replace=True)
+
+
+def unique_dir(base: str) -> str:
+    """Claim a new folder ``base`` (or ``base-2``, ``base-3``, ... if taken) by creating it; returns its path.
+
+    ``os.mkdir`` fails when the folder exists, also for a process on another machine of a shared file
+    system, so two runs never claim the same folder.
+    """
+    Path(base).parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, MAX_SAME_NAME + 1):
+        candidate = base if n == 1 else f"{base}-{n}"
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            continue
+    raise ConfigError(
+        f"hydra.run.dir={base} is not valid; {MAX_SAME_NAME} runs already have folders of that name; "
+        "give each run its own folder, e.g. hydra.run.dir=outputs/runs/<name>"
+    )
 
 
 def swept_keys(overrides: Sequence[str], params: Mapping[str, Any] | None = None) -> list[str]:
@@ -175,8 +205,9 @@ def write_report_safely(sweep_dir: str | os.PathLike[str]) -> Path | None:
         from spikecl.report import write_report
 
         result = write_report([sweep_dir])
-    except Exception:
-        log.exception("could not write the report of %s; retry: python -m spikecl.report %s", sweep_dir, sweep_dir)
+    except Exception as err:
+        log_failure(log, f"could not write the report of {sweep_dir} (retry: python -m spikecl.report {sweep_dir})",
+                    err)
         return None
     log.info("report: %s (%d completed, %d incomplete runs)", result.report_md, result.completed,
              len(result.incomplete))

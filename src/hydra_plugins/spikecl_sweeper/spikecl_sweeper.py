@@ -11,12 +11,15 @@ Same sweep syntax as Hydra's basic sweeper (comma lists, ``range()``, ``glob()``
 3. At the end: ``<sweep dir>/sweep_status.json`` (every job's folder, overrides, status and error), a log
    of the failed jobs, the report (``spikecl.report``, also when jobs failed), then an error listing the
    failed jobs, so the command exits non-zero.
+4. One sweep at a time per sweep folder: a sweep holds ``<sweep dir>/.sweep.lock`` while it runs, and a
+   second sweep started on the same folder stops at once with one message naming the first.
 """
 
 # No ``from __future__ import annotations``: Hydra's plugin scanner runs this module before it is in
 # sys.modules, and dataclasses then cannot resolve string annotations.
 import logging
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Sequence
@@ -50,8 +53,15 @@ class SpikeclSweeperConf:
 ConfigStore.instance().store(group="hydra/sweeper", name="spikecl", node=SpikeclSweeperConf, provider="spikecl")
 
 
+SWEEP_LOCK = ".sweep.lock"  # in the sweep folder, held by the sweep that runs there
+
+
 class SweepFailedError(CompactHydraException):
     """Some jobs of the sweep failed; the message lists them (the others ran to the end)."""
+
+
+class SweepBusyError(CompactHydraException):
+    """Another sweep is running in the same sweep folder."""
 
 
 class SpikeclSweeper(BasicSweeper):
@@ -64,9 +74,7 @@ class SpikeclSweeper(BasicSweeper):
         self.report = report
 
     def sweep(self, arguments: list[str]) -> Any:
-        from spikecl.sweeps import (JobRecord, failed_jobs_message, run_name, swept_keys, write_report_safely,
-                                    write_sweep_status)
-        from spikecl.utils.atomic import write_with
+        from spikecl.utils.locks import LockTimeout, file_lock
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -83,6 +91,24 @@ class SpikeclSweeper(BasicSweeper):
         except OmegaConfBaseException:
             pass
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        with ExitStack() as held:
+            try:  # at once or not at all: a second sweep here would run the same jobs twice
+                held.enter_context(file_lock(sweep_dir / SWEEP_LOCK, timeout=0, what="the sweep folder"))
+            except LockTimeout as err:
+                raise SweepBusyError(
+                    f"hydra.sweep.dir={sweep_dir} is not valid; another sweep is running there ({err.holder}; "
+                    f"lock file {err.path}); wait for it to finish (the same command then resumes it), stop it, "
+                    "or give this sweep another folder with hydra.sweep.dir=..."
+                ) from None
+            return self._sweep(sweep_dir, arguments, jobs)
+
+    def _sweep(self, sweep_dir: Path, arguments: list[str], jobs: list[list[str]]) -> Any:
+        """Run the jobs of a sweep whose folder this process holds (see :meth:`sweep`)."""
+        from spikecl.sweeps import (JobRecord, failed_jobs_message, run_name, swept_keys, write_report_safely,
+                                    write_sweep_status)
+        from spikecl.utils.atomic import write_with
+
+        assert self.config is not None
         write_with(sweep_dir / "multirun.yaml", lambda tmp: OmegaConf.save(self.config, tmp))
 
         swept = swept_keys(list(arguments), self.params)
@@ -194,7 +220,9 @@ class SpikeclSweeper(BasicSweeper):
         try:
             results = self.launcher.launch([r.overrides for r in batch], initial_job_idx=initial_job_idx)
         except Exception as err:  # e.g. a SLURM job killed at its time limit: keep going with the next batch
-            log.exception(f"the launcher failed for jobs #{batch[0].num}..#{batch[-1].num}")
+            from spikecl.callbacks import log_failure
+
+            log_failure(log, f"the launcher failed for jobs #{batch[0].num}..#{batch[-1].num}", err)
             for record in batch:
                 if record.dir is not None and _completed(record.dir):
                     record.status = "skipped" if record.num in done_before else "completed"
@@ -212,6 +240,7 @@ class SpikeclSweeper(BasicSweeper):
 
 
 def _completed(run_dir: str) -> bool:
+    """Whether the job in ``run_dir`` is done, so the sweep skips it: the one rule the sweeper skips by."""
     from spikecl.report.runs import read_completed_summary
 
     return read_completed_summary(run_dir) is not None

@@ -20,17 +20,16 @@ what is allocated.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spikecl.cl.compression import bits_per_entry, check_codec, check_ratio, decode, encode, unsigned_dtype
+from spikecl.cl.compression import CURRENT_DTYPES, bits_per_entry, check_codec, check_ratio, decode, encode, unsigned_dtype
 from spikecl.errors import ConfigError
 
 KINDS = ("spikes", "counts", "current")
-CURRENT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 SELECTIONS = ("class_balanced", "random", "first")
 # Bit weights of one packed byte, most significant first (the numpy.packbits order).
 _SHIFTS = torch.arange(7, -1, -1, dtype=torch.uint8)
@@ -194,6 +193,31 @@ class ReplayBuffer:
         self._labels = torch.cat([self._labels, labels_t])
         self._ids = np.concatenate([self._ids, ids])
 
+    def remove(self, which: Sequence[int] | np.ndarray | torch.Tensor) -> None:
+        """Drop stored samples, given as a bool mask ``[len(self)]`` or as positions; the others keep their order.
+
+        Activity, labels and ids stay aligned. The allocated room is kept for later :meth:`add` calls, and the
+        storage dtype stays as wide as the largest count ever added.
+        """
+        which = np.asarray(which.cpu() if isinstance(which, torch.Tensor) else which)
+        if which.dtype == bool:
+            if which.shape != (self._len,):
+                raise ValueError(f"a removal mask needs shape ({self._len},), got {which.shape}")
+            drop = which
+        else:
+            positions = which.astype(np.int64).reshape(-1)
+            if positions.size and (positions.min() < 0 or positions.max() >= self._len):
+                raise IndexError(f"buffer position out of range 0..{self._len - 1}")
+            drop = np.zeros(self._len, dtype=bool)
+            drop[positions] = True
+        keep = np.flatnonzero(~drop)
+        keep_t = torch.as_tensor(keep, device=self.device)
+        # the gather copies before the write, so compacting within the same storage is safe
+        self._data[: keep.size] = self._data[: self._len][keep_t]
+        self._len = int(keep.size)
+        self._labels = self._labels[keep_t]
+        self._ids = self._ids[keep]
+
     def _index(self, idx: Index) -> torch.Tensor:
         if isinstance(idx, slice):
             return torch.arange(self._len, device=self.device)[idx]
@@ -254,12 +278,12 @@ def select_samples(labels: np.ndarray, candidates: np.ndarray, size: int, select
     ``size >= len(candidates)`` returns all candidates.
     """
     if selection not in SELECTIONS:
-        raise ConfigError(f"strategy.selection={selection!r} is not supported; allowed: {', '.join(SELECTIONS)}")
+        raise ConfigError(f"selection={selection!r} is not supported; allowed: {', '.join(SELECTIONS)}")
     candidates = np.asarray(candidates, dtype=np.int64)
     if np.unique(candidates).size != candidates.size:
         raise ValueError("candidates must be distinct sample indices")
     if size < 0:
-        raise ConfigError(f"strategy.buffer_size={size} must be >= 0")
+        raise ConfigError(f"buffer_size={size} must be >= 0")
     if size >= candidates.size:
         return candidates.copy()
     if selection == "first":
@@ -281,3 +305,46 @@ def select_samples(labels: np.ndarray, candidates: np.ndarray, size: int, select
         members = np.flatnonzero(cand_labels == cls)
         keep[rng.choice(members, size=quota[k], replace=False)] = True
     return candidates[keep]
+
+
+def balanced_eviction(labels: np.ndarray, capacity: int, incoming: Mapping[int, int],
+                      rng: np.random.Generator) -> np.ndarray:
+    """Positions of stored samples to evict so that a buffer of ``capacity`` samples stays class-balanced.
+
+    ``labels`` are the classes of the stored samples, ``incoming`` the number of samples of each class the
+    caller adds next. Eviction takes from the largest classes (stored plus incoming) only, down to a common
+    level: afterwards, with the incoming samples added, the buffer holds ``capacity`` samples (or fewer,
+    when everything fits and nothing is evicted) and every class of the stored or incoming ones holds
+    floor or ceil of ``capacity / classes``, the classes getting the extra one drawn at random. Incoming
+    samples are never evicted: a class that brings more than its share keeps them all and the others share
+    the rest, so the caller adds at most ``capacity // classes`` (or one more) samples of a class to keep the
+    buffer exactly balanced; a class with fewer samples than its share keeps them all too. Which samples of
+    a class go is drawn at random. Returns sorted positions into ``labels``; which samples are eligible for
+    a buffer at all (train samples only, never test or validation ones) is the caller's choice.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    incoming = {int(c): int(n) for c, n in incoming.items() if n}
+    if any(n < 0 for n in incoming.values()) or capacity < 0:
+        raise ValueError(f"need capacity >= 0 and incoming counts >= 0, got {capacity} and {incoming}")
+    if sum(incoming.values()) > capacity:
+        raise ValueError(f"{sum(incoming.values())} incoming samples do not fit in a buffer of {capacity}")
+    classes = np.union1d(labels, np.fromiter(incoming, dtype=np.int64, count=len(incoming)))
+    of = np.searchsorted(classes, labels)  # class index of every stored sample
+    inc = np.array([incoming.get(int(c), 0) for c in classes], dtype=np.int64)
+    total = np.bincount(of, minlength=classes.size) + inc
+    if total.sum() <= capacity:
+        return np.zeros(0, dtype=np.int64)
+    # Keeping at most `level` samples of a class (and never fewer than its incoming ones) keeps fill[level]
+    # samples; the highest level that fits leaves fewer spare places than there are classes cut to it.
+    levels = np.arange(total.max() + 1)
+    fill = np.minimum(total, np.maximum(levels[:, None], inc)).sum(axis=1)
+    level = int(np.flatnonzero(fill <= capacity)[-1])
+    keep = np.minimum(total, np.maximum(level, inc))
+    at_level = np.flatnonzero((inc <= level) & (total > level))  # the classes cut to the level
+    keep[rng.choice(at_level, size=capacity - fill[level], replace=False)] += 1
+    # Within each class, evict the first samples of a random order.
+    order = np.lexsort((rng.random(labels.size), of))
+    first = np.searchsorted(of[order], np.arange(classes.size))
+    rank = np.empty(labels.size, dtype=np.int64)
+    rank[order] = np.arange(labels.size) - first[of[order]]
+    return np.flatnonzero(rank < (total - keep)[of])

@@ -37,6 +37,7 @@ import math
 import torch
 
 from spikecl.errors import ConfigError
+from spikecl.utils import checks
 
 CODECS = ("or_impulse", "count_burst", "count_spread", "sum_impulse")
 COUNT_CODECS = ("count_burst", "count_spread")
@@ -161,3 +162,32 @@ def count_patterns(ratio: int, codec: str, dtype: torch.dtype = torch.float32,
         # ceil(a / w) as -((-a) // w): offset j holds one of the n evenly spread spikes iff this jumps.
         return (-((-(j + 1) * n) // ratio) > -((-j * n) // ratio)).to(dtype)
     raise ValueError(f"{codec!r} is not a count codec; expected one of {', '.join(COUNT_CODECS)}")
+
+
+# Storage types of input currents (latent depth 0).
+CURRENT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+class Compression:
+    """How replay buffers store activity in time: the ``compression`` config group as an object.
+
+    ``ratio``: one stored step per ``ratio`` simulated steps (1: uncompressed; must divide the data's
+    ``nb_steps``, checked against the data set by :func:`spikecl.config.check_config`). ``codec``: for
+    stored spikes (latent depth >= 1); ``input_codec``: for raw input counts (rehearsal); input currents
+    (depth 0) always use ``sum_impulse``, stored as ``current_dtype``.
+    """
+
+    def __init__(self, ratio: int = 1, codec: str = "or_impulse", input_codec: str = "sum_impulse",
+                 current_dtype: str = "float32") -> None:
+        self.ratio = checks.integer("ratio", ratio, 1)
+        self.codec = checks.one_of("codec", codec, CODECS)
+        self.input_codec = checks.one_of("input_codec", input_codec, CODECS)
+        self.current_dtype = checks.one_of("current_dtype", current_dtype, CURRENT_DTYPES)
+
+    def codec_for(self, kind: str) -> str:
+        """The codec that stores activity of ``kind`` (spikes, counts or current)."""
+        return {"spikes": self.codec, "counts": self.input_codec, "current": "sum_impulse"}[kind]
+
+    def __repr__(self) -> str:
+        return (f"Compression(ratio={self.ratio}, codec={self.codec!r}, input_codec={self.input_codec!r}, "
+                f"current_dtype={self.current_dtype!r})")

@@ -82,6 +82,14 @@ def forgetting_per_task(matrix: np.ndarray) -> list[float]:
     return [float(matrix[j:n, j].max() - matrix[n, j]) for j in range(n)]
 
 
+def matrix_metrics(matrix: np.ndarray) -> dict[str, float | list[float]]:
+    """What the accuracy matrix says about a continual-learning run: ``acc_new_mean`` (mean accuracy on each
+    new task right after learning it), ``bwt`` and ``forgetting_per_task``."""
+    learned = range(1, matrix.shape[0])
+    return {"acc_new_mean": float(np.mean([matrix[i, i] for i in learned])) if len(learned) else float("nan"),
+            "bwt": backward_transfer(matrix), "forgetting_per_task": forgetting_per_task(matrix)}
+
+
 def per_group_accuracy(before: Evaluation, after: Evaluation, data: SpikeDataset) -> str:
     """CSV text: test accuracy per class and per speaker, before (pretrained) and after continual learning."""
     buf = io.StringIO()

@@ -17,6 +17,9 @@ import torch
 from spikecl.data.events import BinnedSpikes, smallest_uint
 
 _INVALID = -1  # step code of a NaN or negative time
+# Binning that drops more than this fraction of a file's spikes (at or after max_time) stops: the times are
+# then in another unit than seconds (milliseconds, steps), or max_time is far too short for the recordings.
+MAX_DROPPED_FRACTION = 0.5
 
 
 def time_edges(nb_steps: int, max_time: float) -> np.ndarray:
@@ -119,7 +122,9 @@ def bin_flat(
     for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
         lo, hi = bounds[a], bounds[b]
         parts.append(_bin_chunk(times[lo:hi], units[lo:hi], bounds[a : b + 1] - lo, a, to_steps, nb_steps, nb_units))
-    return BinnedSpikes.concatenate(parts)
+    binned = BinnedSpikes.concatenate(parts)
+    _check_time_unit(times, int(binned.counts.sum(dtype=np.int64)), max_time)
+    return binned
 
 
 CHUNK_SPIKES = 1 << 21
@@ -173,6 +178,24 @@ def _bin_chunk(
         counts=counts.astype(smallest_uint(int(counts.max()) if len(counts) else 0)),
         nb_steps=nb_steps,
         nb_units=nb_units,
+    )
+
+
+def _check_time_unit(times: np.ndarray, kept: int, max_time: float) -> None:
+    """ValueError when binning kept ``kept`` of ``times`` and so dropped more than MAX_DROPPED_FRACTION.
+
+    SHD stores seconds; times in milliseconds would all lie after max_time and vanish silently. A max_time
+    that drops most spikes on purpose is refused too (cut the recordings in the files instead).
+    """
+    total = len(times)
+    dropped = total - kept
+    if not total or dropped <= MAX_DROPPED_FRACTION * total:
+        return
+    raise ValueError(
+        f"dataset.max_time={max_time:g} is not valid for these spike times; {dropped / total:.0%} of the spikes "
+        f"lie at or after {max_time:g} (median spike time {float(np.median(times)):g}), so the times look like "
+        "milliseconds or another unit, but SHD stores seconds (and so does dataset.max_time); convert the file's "
+        "spikes/times to seconds, or set dataset.max_time to the length of the recordings"
     )
 
 

@@ -35,6 +35,7 @@ class CachedData:
     speakers: np.ndarray
     from_test_file: np.ndarray
     class_names: list[str]
+    from_valid_file: np.ndarray | None = None  # None: no validation file, all False
 
 
 def cache_key(files: list[dict[str, Any]], nb_steps: int, max_time: float, nb_units: int) -> str:
@@ -54,8 +55,11 @@ def cache_path(cache_dir: Path, key: str) -> Path:
     return cache_dir / "binned" / f"{key}.npz"
 
 
-def save(path: Path, key: str, data: CachedData) -> None:
-    """Write an entry atomically."""
+def save(path: Path, key: str, data: CachedData) -> bool:
+    """Write an entry atomically; False, with one warning, when the disk refuses it (full, read-only).
+
+    The cache only saves time: a run whose entry cannot be saved goes on with its data in memory.
+    """
     s = data.spikes
     arrays = {
         "key": np.array(key),
@@ -68,6 +72,9 @@ def save(path: Path, key: str, data: CachedData) -> None:
         "labels": data.labels,
         "speakers": data.speakers,
         "from_test_file": data.from_test_file,
+        "from_valid_file": (
+            np.zeros(len(data.labels), dtype=bool) if data.from_valid_file is None else data.from_valid_file
+        ),
         "class_names": np.array(data.class_names, dtype=str),
     }
 
@@ -75,7 +82,15 @@ def save(path: Path, key: str, data: CachedData) -> None:
         with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a path
             np.savez(fh, **arrays)
 
-    write_with(path, write)
+    try:
+        write_with(path, write)
+    except OSError as exc:
+        log.warning(
+            "could not save the binned data to %s (%s); going on with the data in memory, and later runs bin "
+            "the files again: free space there or set cache_dir to another folder", path, exc.strerror or exc,
+        )
+        return False
+    return True
 
 
 def load(path: Path, key: str) -> CachedData | None:
@@ -88,14 +103,20 @@ def load(path: Path, key: str) -> CachedData | None:
                 raise ValueError("it belongs to other inputs or another format version")
             nb_steps, nb_units = (int(v) for v in z["grid"])
             spikes = BinnedSpikes(z["offsets"], z["steps"], z["units"], z["counts"], nb_steps, nb_units)
+            # Entries written before validation files were read lack the marker; their inputs were a train
+            # and a test file only, so no sample is from a validation file (same key, no rebuild needed).
+            valid = z["from_valid_file"] if "from_valid_file" in z.files else np.zeros(len(spikes), dtype=bool)
             data = CachedData(
-                spikes, z["labels"], z["speakers"], z["from_test_file"], [str(c) for c in z["class_names"]]
+                spikes, z["labels"], z["speakers"], z["from_test_file"], [str(c) for c in z["class_names"]], valid
             )
         n = len(spikes)
-        if not (len(data.labels) == len(data.speakers) == len(data.from_test_file) == n):
+        if not (len(data.labels) == len(data.speakers) == len(data.from_test_file) == len(valid) == n):
             raise ValueError("per-sample arrays disagree in length")
-        if data.labels.dtype != np.int64 or data.speakers.dtype != np.int64 or data.from_test_file.dtype != bool:
+        if (data.labels.dtype != np.int64 or data.speakers.dtype != np.int64 or data.from_test_file.dtype != bool
+                or valid.dtype != bool):
             raise ValueError("unexpected array types")
+        if np.any(valid & data.from_test_file):
+            raise ValueError("samples marked as from both the validation and the test file")
         return data
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         log.warning("binned cache %s is unusable (%s); rebuilding it", path, exc)

@@ -13,21 +13,31 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from spikecl.errors import ConfigError
 from spikecl.utils.atomic import atomic_path, write_json
+from spikecl.utils.cache_dir import cache_lock
+from spikecl.utils.locks import file_lock
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_ROOT = Path(__file__).resolve().parent / "embedded"
 COMPRESSED_SUFFIXES = (".gz", ".zip")
+DECOMPRESS_CHUNK = 1 << 22  # bytes per read and write while decompressing
+# A job waits this long for another job that decompresses the same download (SHD: seconds to minutes).
+DECOMPRESS_LOCK_TIMEOUT_S = 3600.0
+# tonic.datasets.SHD / SSC keep their files in <save_to>/SHD/ and <save_to>/SSC/: such a root is read in place.
+TONIC_SUBFOLDERS = ("SHD", "SSC")
 HOW_TO_GET_SHD = (
-    "Get SHD from https://zenkelab.org/datasets/ (shd_train.h5.gz and shd_test.h5.gz; .gz/.zip are read "
-    "as they are) into ~/data/hdspikes, or set SPIKECL_DATA or dataset.root to their folder. "
+    "Get SHD from https://zenkelab.org/datasets/ (shd_train.h5.gz and shd_test.h5.gz; for SSC "
+    "ssc_train/valid/test.h5.gz; .gz/.zip are read as they are) into ~/data/hdspikes, or set SPIKECL_DATA "
+    "or dataset.root to their folder (or to a tonic save_to folder holding SHD/ or SSC/). "
     "dataset=synthetic (the default) uses the embedded data set instead."
 )
 
@@ -46,23 +56,31 @@ def data_root(root: str | os.PathLike[str] | None) -> Path:
 
 
 def find_input(folder: Path, filename: str, key: str) -> Path:
-    """The file ``filename`` in ``folder``, else its ``.gz`` or ``.zip`` download; ConfigError if none."""
-    candidates = [folder / filename]
+    """The file ``filename`` in ``folder``, else its ``.gz`` or ``.zip`` download, else the same in
+    ``folder``'s tonic subfolders ``SHD/`` and ``SSC/``; ConfigError if none."""
+    names = [filename]
     if not filename.endswith(COMPRESSED_SUFFIXES):
-        candidates += [folder / (filename + suffix) for suffix in COMPRESSED_SUFFIXES]
-    for path in candidates:
-        if path.is_file():
-            return path
+        names += [filename + suffix for suffix in COMPRESSED_SUFFIXES]
+    for place in (folder, *(folder / sub for sub in TONIC_SUBFOLDERS)):
+        for path in (place / name for name in names):
+            if path.is_file():
+                return path
     where = "the embedded data set folder" if folder == EMBEDDED_ROOT else "dataset.root"
     state = "" if folder.is_dir() else " (the folder does not exist)"
     raise ConfigError(
         f"dataset.{key}={filename!r} not found in {where} {folder}{state}; looked for "
-        f"{', '.join(p.name for p in candidates)}. " + HOW_TO_GET_SHD
+        f"{', '.join(names)} there and in its {' and '.join(s + '/' for s in TONIC_SUBFOLDERS)} subfolders "
+        "(tonic's layout). " + HOW_TO_GET_SHD
     )
 
 
 def readable_copy(path: Path, cache_dir: Path) -> Path:
-    """``path`` itself if it is plain HDF5, else its decompressed copy in ``<cache_dir>/downloads/``."""
+    """``path`` itself if it is plain HDF5, else its decompressed copy in ``<cache_dir>/downloads/``.
+
+    The copy is written atomically (a half-written one never has the final name) and under a lock, so
+    parallel jobs decompress a download once: the others wait and take the first one's copy. ConfigError
+    for a damaged download and for a cache folder that refuses the copy (full disk, no permission).
+    """
     if not path.name.endswith(COMPRESSED_SUFFIXES):
         return path
     st = path.stat()
@@ -72,24 +90,42 @@ def readable_copy(path: Path, cache_dir: Path) -> Path:
     target = folder / f"{prefix}{st.st_size}-{st.st_mtime_ns}{Path(stem).suffix or '.h5'}"
     if target.is_file():
         return target
-    log.info("decompressing %s into %s (once; reused while the file is unchanged)", path, target)
-    try:
-        with atomic_path(target) as tmp, open(tmp, "wb") as out:
-            if path.name.endswith(".gz"):
-                with gzip.open(path, "rb") as src:
-                    shutil.copyfileobj(src, out, length=1 << 22)
-            else:
-                with zipfile.ZipFile(path) as archive, archive.open(_zip_member(archive, stem, path)) as src:
-                    shutil.copyfileobj(src, out, length=1 << 22)
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ConfigError(
-            f"{path}: cannot decompress it ({exc}); the download is probably incomplete or damaged, "
-            "download it again"
-        ) from exc
+    what = f"the decompressed copy of {path}"
+    with file_lock(cache_lock(cache_dir, target), timeout=DECOMPRESS_LOCK_TIMEOUT_S, what=what):
+        if target.is_file():  # another job finished it while this one waited
+            return target
+        log.info("decompressing %s into %s (once; reused while the file is unchanged)", path, target)
+        try:
+            with atomic_path(target) as tmp, open(tmp, "wb") as out, closing(_decompressed(path, stem)) as chunks:
+                for chunk in chunks:
+                    out.write(chunk)
+        except OSError as exc:  # reading errors are ConfigErrors already: this is the cache refusing the copy
+            raise ConfigError(
+                f"cache_dir={cache_dir} is not valid; cannot write the decompressed copy of {path} into {folder} "
+                f"({exc.strerror or exc}); free space there or give another folder, e.g. "
+                "cache_dir=/scratch/$USER/spikecl-cache"
+            ) from exc
     for stale in folder.glob(f"{prefix}*"):
         if stale != target:  # a copy of an older version of the same source file
             stale.unlink(missing_ok=True)
     return target
+
+
+def _decompressed(path: Path, stem: str) -> Iterator[bytes]:
+    """The decompressed content of the ``.gz``/``.zip`` download ``path``, in chunks; ConfigError if damaged."""
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as src:
+                yield from iter(lambda: src.read(DECOMPRESS_CHUNK), b"")
+        else:
+            with zipfile.ZipFile(path) as archive, archive.open(_zip_member(archive, stem, path)) as src:
+                yield from iter(lambda: src.read(DECOMPRESS_CHUNK), b"")
+    # zlib.error: a damaged deflate stream; EOFError: a truncated one; OSError: a bad header or CRC.
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+        raise ConfigError(
+            f"{path}: cannot decompress it ({exc}); the download is probably incomplete or damaged, "
+            "download it again"
+        ) from exc
 
 
 def file_identity(path: Path, cache_dir: Path) -> dict[str, Any]:
@@ -105,7 +141,11 @@ def file_identity(path: Path, cache_dir: Path) -> dict[str, Any]:
         pass  # no record yet, or an unreadable one: hash again
     with open(path, "rb") as fh:
         sha1 = hashlib.file_digest(fh, "sha1").hexdigest()
-    write_json(record, {**ident, "sha1": sha1})
+    try:
+        write_json(record, {**ident, "sha1": sha1})
+    except OSError as exc:  # the record only saves time: a full or read-only cache must not stop the run
+        log.warning("could not save the hash of %s to %s (%s); it is computed again next time", path, record,
+                    exc.strerror or exc)
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha1": sha1}
 
 

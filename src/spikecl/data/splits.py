@@ -16,18 +16,18 @@ Every sample of a pool is used, and no sample is ever both in a train and a test
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from spikecl.errors import ConfigError
 from spikecl.data.shd import SpikeDataset
+from spikecl.errors import ConfigError
+from spikecl.utils import checks
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("sample_incremental", "class_incremental", "progressive")
 PROTOCOLS = ("merged", "official")
 
 
@@ -41,70 +41,116 @@ class Task:
     test: np.ndarray
 
 
-def check_split_against_data(split_cfg: Mapping[str, Any], dataset: SpikeDataset) -> None:
-    """ConfigError if the split names a speaker or class that the data set does not hold."""
-    name = split_cfg["name"]
-    if name == "sample_incremental":
-        _check_member("split.speaker", split_cfg["speaker"], dataset.speaker_ids, "speakers")
-    elif name == "class_incremental":
-        _check_member("split.new_class", split_cfg["new_class"], dataset.classes, "classes")
-    elif name == "progressive":
+@dataclass(frozen=True)
+class Partition:
+    """How every pool is cut into train and test: the ``merged`` or ``official`` protocol."""
+
+    protocol: str = "merged"
+    test_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        checks.one_of("protocol", self.protocol, PROTOCOLS)
+        checks.fraction("test_fraction", self.test_fraction)
+
+    def cut(self, dataset: SpikeDataset, pool: np.ndarray, rank: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted (train, test) data-set indices of ``pool``."""
+        if self.protocol == "merged":
+            return _stratified(pool, dataset.labels[pool], rank[pool], self.test_fraction, task)
+        return pool[~dataset.from_test_file[pool]], pool[dataset.from_test_file[pool]]
+
+
+class Split:
+    """A continual-learning scenario: which samples are pretrained on and which are learned later, in order.
+
+    Subclasses give the pools (:meth:`pools`); :meth:`tasks` cuts each into train and test.
+    """
+
+    name = "split"
+
+    def pools(self, dataset: SpikeDataset) -> list[tuple[str, np.ndarray]]:
+        """(task name, boolean membership mask) of each pool, pretraining first."""
+        raise NotImplementedError
+
+    def check(self, dataset: SpikeDataset) -> None:
+        """ConfigError if the split names a speaker or class that the data set does not hold."""
+
+    def tasks(self, dataset: SpikeDataset, partition: Partition, seed: int | None) -> list[Task]:
+        """Task 0 = the pretraining pool, then the new pools in learning order, each cut into train/test."""
+        self.check(dataset)
+        # One permutation of all samples; within each (pool, class) the lowest ranks become test samples.
+        rank = np.random.default_rng(seed).permutation(len(dataset))
+        tasks = []
+        for name, members in self.pools(dataset):
+            pool = np.flatnonzero(members)
+            train, test = partition.cut(dataset, pool, rank, name)
+            for part, indices in (("train", train), ("test", test)):
+                if not len(indices):
+                    raise ConfigError(
+                        f"task '{name}' of split={self.name} has no {part} samples under "
+                        f"dataset.protocol={partition.protocol} ({len(pool)} samples in its pool); choose another "
+                        "speaker/class" + (" or dataset.protocol=merged" if partition.protocol == "official" else "")
+                    )
+            classes = [int(c) for c in np.unique(dataset.labels[pool])]
+            tasks.append(Task(name, classes, train.astype(np.int64), test.astype(np.int64)))
+            log.info("task %s: classes %s, %d train + %d test samples", name, classes, len(train), len(test))
+        return tasks
+
+
+class SampleIncremental(Split):
+    """Pretrain on every speaker but ``speaker``, then learn the held-out speaker (seed-spec 1.6)."""
+
+    name = "sample_incremental"
+
+    def __init__(self, speaker: int = 0) -> None:
+        self.speaker = checks.integer("speaker", speaker, 0)
+
+    def check(self, dataset: SpikeDataset) -> None:
+        _check_member("split.speaker", self.speaker, dataset.speaker_ids, "speakers")
+
+    def pools(self, dataset: SpikeDataset) -> list[tuple[str, np.ndarray]]:
+        s = self.speaker
+        return [("pretrain", dataset.speakers != s), (f"speaker {s}", dataset.speakers == s)]
+
+
+class ClassIncremental(Split):
+    """Pretrain on every class but ``new_class``, then learn the held-out class (seed-spec 1.6)."""
+
+    name = "class_incremental"
+
+    def __init__(self, new_class: int = 0) -> None:
+        self.new_class = checks.integer("new_class", new_class, 0)
+
+    def check(self, dataset: SpikeDataset) -> None:
+        _check_member("split.new_class", self.new_class, dataset.classes, "classes")
+
+    def pools(self, dataset: SpikeDataset) -> list[tuple[str, np.ndarray]]:
+        c = self.new_class
+        return [("pretrain", dataset.labels != c), (f"class {c}", dataset.labels == c)]
+
+
+class Progressive(Split):
+    """Pretrain on ``old_classes``, then learn ``new_classes`` one at a time in this order (seed-spec 3.7)."""
+
+    name = "progressive"
+
+    def __init__(self, old_classes: Sequence[int], new_classes: Sequence[int]) -> None:
+        self.old_classes = checks.int_list("old_classes", old_classes)
+        self.new_classes = checks.int_list("new_classes", new_classes)
+        overlap = sorted(set(self.old_classes) & set(self.new_classes))
+        if overlap:
+            raise ConfigError(f"old_classes and new_classes overlap in {overlap}; a class is either "
+                              "pretrained or learned later, not both")
+
+    def check(self, dataset: SpikeDataset) -> None:
         for key in ("old_classes", "new_classes"):
-            for value in split_cfg[key]:
+            for value in getattr(self, key):
                 _check_member(f"split.{key}", value, dataset.classes, "classes")
-    else:
-        raise ConfigError(f"split.name={name!r} is not allowed; allowed: {', '.join(SPLITS)}")
 
-
-def make_tasks(
-    dataset: SpikeDataset,
-    split_cfg: Mapping[str, Any],
-    protocol: str,
-    test_fraction: float,
-    seed: int | None,
-) -> list[Task]:
-    """Task 0 = the pretraining pool, then the new pools in learning order, each cut into train/test."""
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"dataset.protocol={protocol!r} is not allowed; allowed: {', '.join(PROTOCOLS)}")
-    if protocol == "merged" and not 0.0 < float(test_fraction) < 1.0:
-        raise ConfigError(f"dataset.test_fraction={test_fraction} is not allowed; it must be in (0, 1)")
-    check_split_against_data(split_cfg, dataset)
-
-    # One permutation of all samples; within each (pool, class) the lowest ranks become test samples.
-    rank = np.random.default_rng(seed).permutation(len(dataset))
-    tasks = []
-    for name, members in _pools(dataset, split_cfg):
-        pool = np.flatnonzero(members)
-        if protocol == "merged":
-            train, test = _stratified(pool, dataset.labels[pool], rank[pool], float(test_fraction), name)
-        else:
-            train, test = pool[~dataset.from_test_file[pool]], pool[dataset.from_test_file[pool]]
-        for part, indices in (("train", train), ("test", test)):
-            if not len(indices):
-                raise ConfigError(
-                    f"task '{name}' of split={split_cfg['name']} has no {part} samples under "
-                    f"dataset.protocol={protocol} ({len(pool)} samples in its pool); choose another "
-                    "speaker/class" + (" or dataset.protocol=merged" if protocol == "official" else "")
-                )
-        classes = [int(c) for c in np.unique(dataset.labels[pool])]
-        tasks.append(Task(name, classes, train.astype(np.int64), test.astype(np.int64)))
-        log.info("task %s: classes %s, %d train + %d test samples", name, classes, len(train), len(test))
-    return tasks
-
-
-def _pools(dataset: SpikeDataset, split_cfg: Mapping[str, Any]) -> list[tuple[str, np.ndarray]]:
-    """(task name, boolean membership mask) of each pool, pretraining first."""
-    name, labels = split_cfg["name"], dataset.labels
-    if name == "sample_incremental":
-        speaker = int(split_cfg["speaker"])
-        return [("pretrain", dataset.speakers != speaker), (f"speaker {speaker}", dataset.speakers == speaker)]
-    if name == "class_incremental":
-        new = int(split_cfg["new_class"])
-        return [("pretrain", labels != new), (f"class {new}", labels == new)]
-    old = [int(c) for c in split_cfg["old_classes"]]
-    return [("pretrain", np.isin(labels, old))] + [
-        (f"class {int(c)}", labels == int(c)) for c in split_cfg["new_classes"]
-    ]
+    def pools(self, dataset: SpikeDataset) -> list[tuple[str, np.ndarray]]:
+        labels = dataset.labels
+        return [("pretrain", np.isin(labels, self.old_classes))] + [
+            (f"class {c}", labels == c) for c in self.new_classes
+        ]
 
 
 def _stratified(

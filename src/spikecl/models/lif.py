@@ -39,7 +39,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from spikecl.errors import ConfigError
 from spikecl.models.sparse import Events, project, step_matmul, to_csr
+from spikecl.utils import checks
 
 # The recurrent input s[t-1] @ V of a layer at least this wide is summed over the spikes only (on a CPU, per
 # step, while at most EVENT_STEP_DENSITY of the [B, H] spikes are ones): cheaper than the dense product there,
@@ -224,6 +226,8 @@ class RSNN(nn.Module):
         super().__init__()
         if nb_outputs is None:
             raise ValueError("RSNN needs nb_outputs (model.nb_outputs: null is filled in from the data set)")
+        _check_args(nb_inputs, hidden, nb_outputs, recurrent, dt=dt, tau_syn=tau_syn, tau_mem=tau_mem,
+                    threshold=threshold, surrogate_scale=surrogate_scale, weight_scale=weight_scale)
         self.sizes = [int(nb_inputs), *[int(h) for h in hidden]]
         self.nb_outputs = int(nb_outputs)
         self.alpha = math.exp(-dt / tau_syn)
@@ -348,6 +352,19 @@ class RSNN(nn.Module):
     def _check_depth(self, depth: int) -> None:
         if not 0 <= depth <= self.nb_layers:
             raise ValueError(f"latent depth {depth} is outside 0..{self.nb_layers} for {self.nb_layers} hidden layers")
+
+
+def _check_args(nb_inputs: int, hidden: Sequence[int], nb_outputs: int, recurrent: bool, **positive: float) -> None:
+    """One-line errors for arguments a config can get wrong."""
+    checks.integer("nb_inputs", nb_inputs, 1)
+    if not hidden:
+        raise ConfigError("hidden=[] is not valid; give at least one hidden layer width, e.g. [200,100,50]")
+    for i, h in enumerate(hidden):
+        checks.integer(f"hidden[{i}]", h, 1)
+    checks.integer("nb_outputs", nb_outputs, 1)
+    checks.boolean("recurrent", recurrent)
+    for key, value in positive.items():
+        checks.number(key, value)
 
 
 def class_scores(out: Tensor) -> Tensor:

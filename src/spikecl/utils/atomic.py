@@ -1,7 +1,10 @@
 """Atomic file writes: a reader sees either the old file or the complete new one, never a half-written file.
 
 Each writer writes to a unique temporary file in the destination folder, flushes it to disk and renames it
-over the destination (``os.replace`` is atomic on POSIX and Windows within one file system).
+over the destination (``os.replace`` is atomic on POSIX and Windows within one file system). A killed job
+leaves its temporary file behind: it is named ``.<destination name>.<random>`` + :data:`TEMP_SUFFIX`, so
+:data:`TEMP_GLOB` finds such leftovers (the cache folder removes old ones, see
+:func:`spikecl.utils.cache_dir.open_cache_dir`) and no reader takes one for a finished file.
 """
 
 from __future__ import annotations
@@ -14,13 +17,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+TEMP_SUFFIX = ".spikecl-tmp"
+TEMP_GLOB = f".*{TEMP_SUFFIX}"  # every temporary file of the writers below, in one folder
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed to ``path``, on error removed."""
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=TEMP_SUFFIX, dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are ordinary user files

@@ -1,7 +1,9 @@
-"""What produced a run: package versions and the git commit of the source checkout."""
+"""What produced a run: package versions, the git commit of the source checkout, a fingerprint of the code."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import platform
 import subprocess
 from pathlib import Path
@@ -34,3 +36,25 @@ def versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__, "spikecl": spikecl.__version__,
             "numpy": numpy.__version__, "h5py": h5py.__version__, "hydra": hydra.__version__,
             "cuda": torch.version.cuda or "none"}
+
+
+def code_fingerprint() -> str:
+    """The spikecl version and a hash of its Python sources and packaged configs.
+
+    Used by the pretraining cache and by run fingerprints: any edit of the code that runs, committed or
+    not, gives another fingerprint, while a commit that touches only docs or tests does not.
+    """
+    return f"{spikecl.__version__}+{_source_hash()}"
+
+
+@functools.cache
+def _source_hash() -> str:
+    package = Path(spikecl.__file__).resolve().parent
+    conf = package / "conf" if (package / "conf").is_dir() else package.parents[1] / "conf"
+    parts = [(package, "*.py"), (package.parent / "hydra_plugins", "*.py"), (conf, "*.yaml")]
+    h = hashlib.sha256()
+    for root, pattern in parts:
+        for p in sorted(root.rglob(pattern)) if root.is_dir() else []:
+            h.update(f"{root.name}/{p.relative_to(root).as_posix()}".encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,281 @@
+"""An experiment, from Python or from the command line: build, pretrain, learn each task, write outputs.
+
+``Experiment(cfg, output_dir)`` turns the composed config into objects once (every group with a
+``_target_``; see :mod:`spikecl.build`), loads the data and cuts it into tasks, and builds the model. Then
+:meth:`Experiment.pretrain`, :meth:`Experiment.learn` for each task and :meth:`Experiment.write_outputs`,
+or :meth:`Experiment.run` for all of it (what ``python -m spikecl`` does). Nothing below this module sees
+the config: only the objects travel down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from spikecl.build import build, build_strategy
+from spikecl.cl import Context, Strategy
+from spikecl.cl.metrics import Recorder, matrix_metrics, per_group_accuracy, task_accuracies
+from spikecl.cl.plugins import Replay
+from spikecl.config import check_across
+from spikecl.engine import Evaluation, Timer, evaluate, show_progress
+from spikecl.errors import ConfigError
+from spikecl.pretrain import cache_key, data_fingerprint, index_hash, pretrained
+from spikecl.utils import checks
+from spikecl.utils.atomic import write_json, write_text, write_with
+from spikecl.utils.provenance import code_fingerprint, git_sha, versions
+
+log = logging.getLogger("spikecl")
+
+
+def seed_everything(seed: int) -> None:
+    """Fix Python's, NumPy's and torch's global generators (spikecl itself uses explicit generators)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Experiment:
+    """One continual-learning experiment and its run folder.
+
+    Attributes: ``model``, ``data``, ``tasks``, ``strategy`` (with its ``plugins``, e.g. the replay
+    buffer: ``strategy.plugins["replay"].buffer``), ``pretraining`` (the strategy of task 0), ``recorder``
+    (the rows of ``metrics.csv`` so far), ``matrix`` (row i: test accuracy on every task after task i) and
+    ``learned`` (how many tasks after pretraining are done).
+    """
+
+    def __init__(self, cfg: DictConfig, output_dir: str | Path) -> None:
+        self.cfg = cfg
+        self.folder = Path(output_dir)
+        self.seed = checks.integer("seed", cfg.seed, 0)
+        progress = show_progress(cfg.progress)
+        self.files = build(cfg.dataset, "dataset")
+        self.split = build(cfg.split, "split")
+        self.compression = build(cfg.compression, "compression")
+        self.eval = build(cfg.eval, "eval")
+        self.reg = build(cfg.loss, "loss")
+        self.pretraining: Strategy = build_strategy(cfg.pretrain, "pretrain")
+        self.strategy: Strategy = build_strategy(cfg.strategy, "strategy")
+        with torch.device("meta"):  # checks the model's arguments now, without memory or random numbers
+            shape = build(cfg.model, "model", nb_outputs=cfg.model.nb_outputs or 1)
+        check_across(nb_steps=self.files.nb_steps, ratio=self.compression.ratio, model=shape,
+                     strategies={"pretrain": self.pretraining, "strategy": self.strategy})
+        self.cache_dir = Path(str(cfg.cache_dir)).expanduser()  # TODO(open_cache_dir)
+        self.device = build(cfg.device, "device").activate()
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+        seed_everything(self.seed)
+        self.data = self.files.load(self.cache_dir)
+        self.tasks = self.split.tasks(self.data, self.files.partition, self.seed)
+        log.info("data set %r (%s): %d samples; split %s: %s", self.data.name, ", ".join(self.data.files),
+                 len(self.data), self.split.name,
+                 "; ".join(f"{t.name}: {len(t.train)} train / {len(t.test)} test" for t in self.tasks))
+        nb_outputs = cfg.model.nb_outputs or self.data.num_classes
+        if nb_outputs < self.data.num_classes:
+            raise ConfigError(f"model.nb_outputs={nb_outputs} is not valid: the data set has labels up to "
+                              f"{self.data.num_classes - 1}; set model.nb_outputs=null (one output per class) "
+                              f"or >= {self.data.num_classes}")
+        torch.manual_seed(self.seed)
+        self.model = build(cfg.model, "model", nb_outputs=nb_outputs).to(self.device)
+
+        self.recorder = Recorder(self.folder / "metrics.csv", self.tasks)
+        self.ctx = Context(model=self.model, data=self.data, tasks=self.tasks, device=self.device, seed=self.seed,
+                           compression=self.compression, reg=self.reg, progress=progress,
+                           timer=Timer(), on_epoch=self._on_epoch)
+        self.matrix: list[list[float]] = []
+        self.learned = 0
+        self.pretrain_info: dict[str, Any] | None = None
+        self.pretrain_cached = False
+        self.before: Evaluation | None = None
+        self.after: Evaluation | None = None
+        self._last: dict[int, tuple] = {}  # each task's last-epoch evaluation and weights, reused for the matrix
+
+    @property
+    def progressive(self) -> bool:
+        """Whether metrics report every task (progressive split) or only old / new / all."""
+        return self.split.name == "progressive"
+
+    # ------------------------------------------------------------------------------------- evaluation
+
+    def evaluate(self) -> Evaluation:
+        """The whole network on every task's test samples, from raw input, without autograd."""
+        all_test = np.concatenate([t.test for t in self.tasks])
+        return evaluate(self.model, self.data.spikes, self.data.labels, all_test, self.eval.batch_size, self.device)
+
+    def _on_epoch(self, task: int, epoch: int, loss: float) -> None:
+        strategy = self.pretraining if task == 0 else self.strategy
+        if not self.eval.every_epoch and epoch != strategy.epochs:
+            return
+        ev = self.evaluate()
+        if epoch == strategy.epochs:  # kept with the weights it saw: an after_task hook may still change them
+            self._last[task] = (ev, [p.detach().clone() for p in self.model.parameters()])
+        accs = self.recorder.record("pretrain" if task == 0 else "cl", task, epoch, ev, self.progressive, loss)
+        if task == 0:
+            log.info("pretrain epoch %d/%d: loss %.4f, test accuracy %.4f", epoch, strategy.epochs, loss, accs["old"])
+        else:
+            log.info("task %d (%s) epoch %d/%d: loss %.4f, old %.4f, new %.4f, all %.4f", task,
+                     self.tasks[task].name, epoch, strategy.epochs, loss, accs["old"], accs["new"], accs["all"])
+
+    # ---------------------------------------------------------------------------------------- phases
+
+    def pretrain(self) -> Evaluation:
+        """Train task 0 (or load it from the pretraining cache) and evaluate the pretrained model."""
+        def train() -> dict[str, Any]:
+            timer = Timer()
+            self.pretraining.learn(dataclasses.replace(self.ctx, timer=timer), 0)
+            self._last.pop(0, None)
+            return {"seconds": timer.seconds, "samples_per_second": timer.rate,
+                    "rows": [r for r in self.recorder.rows if r["phase"] == "pretrain"]}
+
+        self.pretrain_info, self.pretrain_cached = pretrained(self.model, self._pretrain_key(), self.cache_dir,
+                                                              self.device, train)
+        if self.pretrain_cached:  # the run folder still gets the pretraining curve
+            self.recorder.rows[:0] = self.pretrain_info["rows"]
+        self.before = self.after = self.evaluate()
+        self.matrix = [task_accuracies(self.before, self.tasks)]
+        accs = self.recorder.record("cl", 0, 0, self.before, self.progressive)
+        log.info("pretrained model: old-task test accuracy %.4f, all %.4f", accs["old"], accs["all"])
+        return self.before
+
+    def learn(self, task: int) -> Evaluation:
+        """Learn task ``task`` (1 .. len(tasks)-1, in order) with the strategy; returns the evaluation after it."""
+        if not self.matrix:
+            raise RuntimeError("call pretrain() before learn()")
+        if task != self.learned + 1 or task >= len(self.tasks):
+            raise ValueError(f"the next task to learn is {self.learned + 1} of 1..{len(self.tasks) - 1}, not {task}")
+        self.strategy.learn(self.ctx, task)
+        self.after = self._reuse_last(task) or self.evaluate()
+        self.matrix.append(task_accuracies(self.after, self.tasks))
+        self.learned = task
+        log.info("after task %d (%s): accuracy per task %s", task, self.tasks[task].name,
+                 " ".join(f"{a:.3f}" for a in self.matrix[-1]))
+        return self.after
+
+    def _reuse_last(self, task: int) -> Evaluation | None:
+        """The last epoch's evaluation of ``task`` if the weights are still those it saw (no epoch ran when
+        epochs=0; a plugin such as weight aligning may change the readout after the last epoch)."""
+        ev, weights = self._last.pop(task, (None, None))
+        if ev is None or not all(torch.equal(a, b) for a, b in zip(weights, self.model.parameters())):
+            return None
+        return ev
+
+    def run(self) -> dict[str, Any]:
+        """Pretrain, learn every task, write the run folder; returns the summary."""
+        write_text(self.folder / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
+        self.pretrain()
+        for task in range(self.learned + 1, len(self.tasks)):
+            self.learn(task)
+        return self.write_outputs()
+
+    # --------------------------------------------------------------------------------------- outputs
+
+    def write_outputs(self) -> dict[str, Any]:
+        """``model.pt``, ``per_group_accuracy.csv`` and, last, ``summary.json``; returns the summary."""
+        write_with(self.folder / "model.pt",
+                   lambda p: torch.save({k: v.cpu() for k, v in self.model.state_dict().items()}, p))
+        write_text(self.folder / "per_group_accuracy.csv", per_group_accuracy(self.before, self.after, self.data))
+        summary = self.summary()
+        write_json(self.folder / "summary.json", summary)
+        for line in human_summary(summary):
+            log.info(line)
+        return summary
+
+    def summary(self) -> dict[str, Any]:
+        """Every figure of the run so far (what ``summary.json`` holds)."""
+        matrix = np.array(self.matrix)
+        new_test = np.concatenate([t.test for t in self.tasks[1:]])
+        replay = self.strategy.plugin(Replay)
+        buf = replay.buffer if replay is not None else None
+        before, after = self.before, self.after
+        acc_old_before, acc_old = matrix[0, 0], matrix[-1, 0]
+        summary: dict[str, Any] = {
+            "status": "completed",
+            "dataset": self.data.name,
+            "protocol": self.files.partition.protocol,
+            "split": self.split.name,
+            "speaker": getattr(self.split, "speaker", None),
+            "new_class": getattr(self.split, "new_class", None),
+            "strategy": self.strategy.name,
+            "plugins": list(self.strategy.plugins),
+            "latent_depth": self.strategy.latent_depth,
+            "compression_ratio": buf.ratio if buf is not None else None,
+            "codec": buf.codec if buf is not None else None,
+            "buffer_size": replay.buffer_size if replay is not None else 0,
+            "epochs": self.strategy.epochs,
+            "lr": self.strategy.lr,
+            "seed": self.seed,
+            "device": str(self.device),
+            "acc_old_before": acc_old_before,
+            "acc_new_before": before.accuracy(before.subset(new_test)),
+            "acc_old": acc_old,
+            "acc_new": after.accuracy(after.subset(new_test)),
+            "acc_all": after.accuracy(),
+            "forgetting": acc_old_before - acc_old,
+            **buffer_figures(buf, self.data.spikes.nb_steps * self.data.spikes.nb_units),
+            "pretrain_test_accuracy": acc_old_before,
+            "pretrain_seconds": self.pretrain_info["seconds"],
+            "pretrain_samples_per_second": self.pretrain_info["samples_per_second"],
+            "pretrain_cached": self.pretrain_cached,
+            "cl_seconds": self.ctx.timer.seconds,
+            "cl_samples_per_second": self.ctx.timer.rate,
+            "accuracy_matrix": matrix.tolist(),
+            **matrix_metrics(matrix),
+            "task_names": [t.name for t in self.tasks],
+            "code": code_fingerprint(),
+            "git_sha": git_sha(),
+            "versions": versions(),
+        }
+        return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in summary.items()}
+
+    def _pretrain_key(self) -> str:
+        """The pretraining cache key: everything that determines the pretrained model, as plain values."""
+        cfg, task = self.cfg, self.tasks[0]
+        split = OmegaConf.to_container(cfg.split, resolve=True)
+        return cache_key({
+            "code": code_fingerprint(),
+            "data": data_fingerprint(self.data),
+            "partition": dataclasses.asdict(self.files.partition),
+            "split": {k: v for k, v in split.items() if k != "new_classes"},  # learned after pretraining
+            "train_idx": index_hash(task.train),
+            "test_idx": index_hash(task.test),
+            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "pretrain": OmegaConf.to_container(cfg.pretrain, resolve=True),
+            "loss": OmegaConf.to_container(cfg.loss, resolve=True),
+            "seed": self.seed,
+        })
+
+
+def buffer_figures(buf: Any, raw_values_per_sample: int) -> dict[str, float]:
+    """The replay buffer's size figures for the summary (zeros without a buffer)."""
+    samples = len(buf) if buf is not None else 0
+    return {
+        "buffer_samples": samples,
+        "buffer_bytes": buf.nbytes if buf is not None else 0,
+        "buffer_bytes_1bit": buf.nbytes_1bit if buf is not None else 0,
+        "bytes_per_sample": buf.bytes_per_sample if buf is not None else 0,
+        "raw_rehearsal_bytes_1bit": samples * raw_values_per_sample / 8,
+    }
+
+
+def human_summary(s: dict[str, Any]) -> list[str]:
+    """The lines the log ends with: accuracies before/after, memory."""
+    lines = [
+        f"summary ({s['dataset']}, {s['split']}, {s['strategy']}"
+        + (f", depth {s['latent_depth']}" if s["latent_depth"] is not None else "")
+        + (f", compression 1:{s['compression_ratio']} {s['codec']}" if s["compression_ratio"] else "") + ")",
+        f"  old classes: {s['acc_old_before']:.3f} before -> {s['acc_old']:.3f} after (forgetting {s['forgetting']:+.3f})",
+        f"  new data: {s['acc_new_before']:.3f} before -> {s['acc_new']:.3f} after; mean accuracy on each new task "
+        f"right after learning it: {s['acc_new_mean']:.3f}",
+        f"  final accuracy on all test data: {s['acc_all']:.3f}",
+    ]
+    if s["buffer_samples"]:
+        lines.append(f"  replay memory: {s['buffer_samples']} samples in {s['buffer_bytes']:,} bytes "
+                     f"({s['buffer_bytes_1bit']:,.0f} bytes at 1 bit/spike); raw rehearsal of the same samples: "
+                     f"{s['raw_rehearsal_bytes_1bit']:,.0f} bytes at 1 bit/spike")
+    return lines

@@ -1,0 +1,43 @@
+"""Hand-made contexts for the plugins' unit tests: a tiny RSNN, tasks and sources without the loop."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from spikecl.cl.context import Context
+from spikecl.data import Task
+from spikecl.models.lif import RSNN
+
+
+class TensorSource:
+    """A training source holding its entry activity: ``entry(idx)`` is ``z[idx]``."""
+
+    def __init__(self, z: torch.Tensor, labels) -> None:
+        self.z, self.labels = z, torch.as_tensor(labels, dtype=torch.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def entry(self, idx: np.ndarray) -> torch.Tensor:
+        return self.z[torch.as_tensor(idx)]
+
+
+def task(name: str, classes: list[int], train=()) -> Task:
+    return Task(name, classes, np.asarray(train, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+
+def make_ctx(model: RSNN, depth: int, tasks: list[Task], new=None, data=None, task_index: int = 1) -> Context:
+    """A context as the loop sets it while task ``task_index`` trains at ``depth``."""
+    ctx = Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"), seed=0)
+    ctx.strategy, ctx.task, ctx.new = SimpleNamespace(depth=depth), task_index, new
+    ctx.trainable = model.layer_parameters(depth)
+    return ctx
+
+
+def set_(param: torch.nn.Parameter, value) -> None:
+    """Overwrite a parameter in place (as an optimiser step does)."""
+    with torch.no_grad():
+        param.copy_(torch.as_tensor(value, dtype=param.dtype))
