@@ -18,7 +18,9 @@ from spikecl.cli import config_dir
 from spikecl.run import run
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "fixed_runs_0.1.json").read_text())
-FIXED = ["pretrain.epochs=3", "strategy.epochs=2", "progress=false", "hydra/sweeper=basic", "device=cpu"]
+# 0.1 had no validation part and evaluated the test parts after every epoch.
+FIXED = ["pretrain.epochs=3", "strategy.epochs=2", "progress=false", "hydra/sweeper=basic", "device=cpu",
+         "dataset.val_fraction=0", "eval.test_every_epoch=true"]
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
@@ -34,6 +36,7 @@ def test_fixed_run_gives_the_numbers_of_0_1(name, tmp_path):
     assert len(rows) == len(golden["metrics"])
     for row, (phase, task, epoch, subset, accuracy, loss, train_loss) in zip(rows, golden["metrics"]):
         assert (row["phase"], int(row["task"]), int(row["epoch"]), row["subset"]) == (phase, task, epoch, subset)
+        assert row["data"] == "test"
         assert float(row["accuracy"]) == accuracy
         assert float(row["loss"]) == pytest.approx(loss, rel=1e-6)
         if train_loss is not None:

@@ -15,6 +15,7 @@ import torch
 from spikecl.cl import Strategy
 from spikecl.errors import ConfigError, TrainingDiverged
 from spikecl.run import run
+from spikecl.utils.atomic import TEMP_GLOB
 
 SUMMARY_KEYS = {"status", "dataset", "protocol", "split", "strategy", "compression_ratio", "latent_depth", "seed",
                 "device", "acc_old_before", "acc_new_before", "acc_old", "acc_new", "acc_all", "forgetting",
@@ -89,7 +90,7 @@ def test_corrupt_cache_entry_is_retrained(compose_cfg, tmp_path):
     b = run(compose_cfg(), tmp_path / "b")
     assert b["pretrain_cached"] is False
     assert "unreadable" in (tmp_path / "b" / "spikecl.log").read_text()
-    assert not list((tmp_path / "cache" / "pretrained").glob("*.tmp"))
+    assert not list((tmp_path / "cache" / "pretrained").glob(TEMP_GLOB))
 
 
 def test_completed_folder_is_skipped(compose_cfg, tmp_path):

@@ -8,9 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from spikecl import sweeps
+from spikecl.errors import ConfigError
 from spikecl.sweeps import register_resolvers, unique_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,3 +99,11 @@ def test_run_dir_pattern_is_unique_per_config_and_stable_within_one(tmp_path: Pa
     first, second = OmegaConf.create({"dir": pattern}), OmegaConf.create({"dir": pattern})
     assert first.dir == first.dir == "outputs/runs/2026-01-01/12-00-00"
     assert second.dir == "outputs/runs/2026-01-01/12-00-00-2"
+
+
+def test_unique_dir_gives_up_with_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sweeps, "MAX_SAME_NAME", 2)
+    assert [unique_dir("runs/a") for _ in range(2)] == ["runs/a", "runs/a-2"]
+    with pytest.raises(ConfigError, match=r"hydra.run.dir=runs/a is not valid; 2 runs already have folders"):
+        unique_dir("runs/a")

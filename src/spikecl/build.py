@@ -28,8 +28,8 @@ def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as exc:
-        found = _FULL_KEY.search(str(exc))
-        where = f"{key}.{found.group(1)}" if found else key
+        found = _FULL_KEY.search(str(exc))  # the failing node's path from the config's root
+        where = found.group(1) if found else key
         cause = exc.__cause__
         if isinstance(cause, ConfigError):
             raise ConfigError(f"{where}.{cause}") from None

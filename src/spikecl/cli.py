@@ -26,7 +26,8 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    """Run one experiment; returns the final accuracy on all classes (for sweepers that optimise)."""
+    """Run one experiment; returns the final *validation* accuracy on all tasks (what sweepers that optimise,
+    such as Optuna's, should compare: never a test figure), or None without a validation part."""
     from spikecl.run import run  # torch is imported lazily so that --help and --cfg stay fast
 
-    return run(cfg)["acc_all"]
+    return run(cfg)["val_acc_all"]

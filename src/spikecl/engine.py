@@ -89,13 +89,15 @@ def minibatches(idx: np.ndarray, batch_size: int) -> list[np.ndarray]:
 class EvalSettings:
     """When and how the experiment evaluates: the ``eval`` config group as an object.
 
-    ``batch_size``: samples per inference batch; ``every_epoch``: evaluate after every training epoch (else
-    only after each task's last epoch).
+    ``batch_size``: samples per inference batch; ``every_epoch``: evaluate the validation parts after every
+    training epoch (else only after each task's last epoch); ``test_every_epoch``: the test parts too (for
+    the paper's per-epoch figures; otherwise test accuracy is measured only after each task).
     """
 
-    def __init__(self, batch_size: int = 256, every_epoch: bool = True) -> None:
+    def __init__(self, batch_size: int = 256, every_epoch: bool = True, test_every_epoch: bool = False) -> None:
         self.batch_size = checks.integer("batch_size", batch_size, 1)
         self.every_epoch = checks.boolean("every_epoch", every_epoch)
+        self.test_every_epoch = checks.boolean("test_every_epoch", test_every_epoch)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from spikecl.errors import ConfigError
 from spikecl.pretrain import cache_key, data_fingerprint, index_hash, pretrained
 from spikecl.utils import checks
 from spikecl.utils.atomic import write_json, write_text, write_with
+from spikecl.utils.cache_dir import open_cache_dir
 from spikecl.utils.provenance import code_fingerprint, git_sha, versions
 
 log = logging.getLogger("spikecl")
@@ -66,7 +67,7 @@ class Experiment:
             shape = build(cfg.model, "model", nb_outputs=cfg.model.nb_outputs or 1)
         check_across(nb_steps=self.files.nb_steps, ratio=self.compression.ratio, model=shape,
                      strategies={"pretrain": self.pretraining, "strategy": self.strategy})
-        self.cache_dir = Path(str(cfg.cache_dir)).expanduser()  # TODO(open_cache_dir)
+        self.cache_dir = open_cache_dir(cfg.cache_dir)
         self.device = build(cfg.device, "device").activate()
         self.folder.mkdir(parents=True, exist_ok=True)
 
@@ -88,13 +89,14 @@ class Experiment:
         self.ctx = Context(model=self.model, data=self.data, tasks=self.tasks, device=self.device, seed=self.seed,
                            compression=self.compression, reg=self.reg, progress=progress,
                            timer=Timer(), on_epoch=self._on_epoch)
-        self.matrix: list[list[float]] = []
+        self.matrix: list[list[float]] = []       # test accuracy per task after each task
+        self.val_matrix: list[list[float]] = []   # the same on the validation parts (for tuning)
         self.learned = 0
         self.pretrain_info: dict[str, Any] | None = None
         self.pretrain_cached = False
         self.before: Evaluation | None = None
         self.after: Evaluation | None = None
-        self._last: dict[int, tuple] = {}  # each task's last-epoch evaluation and weights, reused for the matrix
+        self._last: dict[tuple, tuple] = {}  # (task, data) -> last epoch's evaluation and the weights it saw
 
     @property
     def progressive(self) -> bool:
@@ -103,24 +105,47 @@ class Experiment:
 
     # ------------------------------------------------------------------------------------- evaluation
 
-    def evaluate(self) -> Evaluation:
-        """The whole network on every task's test samples, from raw input, without autograd."""
-        all_test = np.concatenate([t.test for t in self.tasks])
-        return evaluate(self.model, self.data.spikes, self.data.labels, all_test, self.eval.batch_size, self.device)
+    def evaluate(self, data: str = "test") -> Evaluation:
+        """The whole network on every task's ``data`` part (test or val), from raw input, without autograd."""
+        indices = np.concatenate([getattr(t, data) for t in self.tasks])
+        return evaluate(self.model, self.data.spikes, self.data.labels, indices, self.eval.batch_size, self.device)
+
+    @property
+    def has_val(self) -> bool:
+        """Whether the tasks have validation parts (``dataset.val_fraction`` > 0 or a validation file)."""
+        return any(len(t.val) for t in self.tasks)
 
     def _on_epoch(self, task: int, epoch: int, loss: float) -> None:
+        """After every epoch: validation accuracy (and test accuracy with ``eval.test_every_epoch``)."""
         strategy = self.pretraining if task == 0 else self.strategy
-        if not self.eval.every_epoch and epoch != strategy.epochs:
+        last = epoch == strategy.epochs
+        phase = "pretrain" if task == 0 else "cl"
+        if not (self.eval.every_epoch or last):
             return
-        ev = self.evaluate()
-        if epoch == strategy.epochs:  # kept with the weights it saw: an after_task hook may still change them
-            self._last[task] = (ev, [p.detach().clone() for p in self.model.parameters()])
-        accs = self.recorder.record("pretrain" if task == 0 else "cl", task, epoch, ev, self.progressive, loss)
-        if task == 0:
-            log.info("pretrain epoch %d/%d: loss %.4f, test accuracy %.4f", epoch, strategy.epochs, loss, accs["old"])
-        else:
-            log.info("task %d (%s) epoch %d/%d: loss %.4f, old %.4f, new %.4f, all %.4f", task,
-                     self.tasks[task].name, epoch, strategy.epochs, loss, accs["old"], accs["new"], accs["all"])
+        parts = (["val"] if self.has_val else []) + (["test"] if self.eval.test_every_epoch else [])
+        shown = [f"loss {loss:.4f}"]
+        for data in parts:
+            ev = self.evaluate(data)
+            if last:  # kept with the weights it saw: an after_task hook may still change them
+                self._last[(task, data)] = (ev, [p.detach().clone() for p in self.model.parameters()])
+            accs = self.recorder.record(phase, task, epoch, ev, self.progressive, loss, data)
+            keys = ["old"] if task == 0 else ["old", "new", "all"]
+            shown.append(f"{data} " + ", ".join(f"{k} {accs[k]:.4f}" for k in keys))
+        where = "pretrain" if task == 0 else f"task {task} ({self.tasks[task].name})"
+        log.info("%s epoch %d/%d: %s", where, epoch, strategy.epochs, "; ".join(shown))
+
+    def _after_task(self, task: int, data: str) -> Evaluation:
+        """The evaluation on ``data`` after ``task``: the last epoch's if the weights are still those it saw
+        (no epoch ran when epochs=0; weight aligning changes the readout after the last epoch), else a new
+        one, whose test rows then join metrics.csv."""
+        ev, weights = self._last.pop((task, data), (None, None))
+        if ev is not None and all(torch.equal(a, b) for a, b in zip(weights, self.model.parameters())):
+            return ev
+        ev = self.evaluate(data)
+        if data == "test":
+            strategy = self.pretraining if task == 0 else self.strategy
+            self.recorder.record("cl", task, strategy.epochs if task else 0, ev, self.progressive, data=data)
+        return ev
 
     # ---------------------------------------------------------------------------------------- phases
 
@@ -129,7 +154,7 @@ class Experiment:
         def train() -> dict[str, Any]:
             timer = Timer()
             self.pretraining.learn(dataclasses.replace(self.ctx, timer=timer), 0)
-            self._last.pop(0, None)
+            self._last.clear()
             return {"seconds": timer.seconds, "samples_per_second": timer.rate,
                     "rows": [r for r in self.recorder.rows if r["phase"] == "pretrain"]}
 
@@ -137,33 +162,30 @@ class Experiment:
                                                               self.device, train)
         if self.pretrain_cached:  # the run folder still gets the pretraining curve
             self.recorder.rows[:0] = self.pretrain_info["rows"]
-        self.before = self.after = self.evaluate()
+        self.before = self.after = self._after_task(0, "test")
         self.matrix = [task_accuracies(self.before, self.tasks)]
-        accs = self.recorder.record("cl", 0, 0, self.before, self.progressive)
-        log.info("pretrained model: old-task test accuracy %.4f, all %.4f", accs["old"], accs["all"])
+        if self.has_val:
+            self.val_matrix = [task_accuracies(self._after_task(0, "val"), self.tasks, "val")]
+        log.info("pretrained model: test accuracy on the pretraining task %.4f, on all %.4f", self.matrix[0][0],
+                 self.before.accuracy())
         return self.before
 
     def learn(self, task: int) -> Evaluation:
-        """Learn task ``task`` (1 .. len(tasks)-1, in order) with the strategy; returns the evaluation after it."""
+        """Learn task ``task`` (1 .. len(tasks)-1, in order) with the strategy; returns the test evaluation
+        after it."""
         if not self.matrix:
             raise RuntimeError("call pretrain() before learn()")
         if task != self.learned + 1 or task >= len(self.tasks):
             raise ValueError(f"the next task to learn is {self.learned + 1} of 1..{len(self.tasks) - 1}, not {task}")
         self.strategy.learn(self.ctx, task)
-        self.after = self._reuse_last(task) or self.evaluate()
+        self.after = self._after_task(task, "test")
         self.matrix.append(task_accuracies(self.after, self.tasks))
+        if self.has_val:
+            self.val_matrix.append(task_accuracies(self._after_task(task, "val"), self.tasks, "val"))
         self.learned = task
-        log.info("after task %d (%s): accuracy per task %s", task, self.tasks[task].name,
+        log.info("after task %d (%s): test accuracy per task %s", task, self.tasks[task].name,
                  " ".join(f"{a:.3f}" for a in self.matrix[-1]))
         return self.after
-
-    def _reuse_last(self, task: int) -> Evaluation | None:
-        """The last epoch's evaluation of ``task`` if the weights are still those it saw (no epoch ran when
-        epochs=0; a plugin such as weight aligning may change the readout after the last epoch)."""
-        ev, weights = self._last.pop(task, (None, None))
-        if ev is None or not all(torch.equal(a, b) for a, b in zip(weights, self.model.parameters())):
-            return None
-        return ev
 
     def run(self) -> dict[str, Any]:
         """Pretrain, learn every task, write the run folder; returns the summary."""
@@ -226,6 +248,7 @@ class Experiment:
             "cl_samples_per_second": self.ctx.timer.rate,
             "accuracy_matrix": matrix.tolist(),
             **matrix_metrics(matrix),
+            **val_figures(self.val_matrix, self.tasks),
             "task_names": [t.name for t in self.tasks],
             "code": code_fingerprint(),
             "git_sha": git_sha(),
@@ -249,6 +272,18 @@ class Experiment:
             "loss": OmegaConf.to_container(cfg.loss, resolve=True),
             "seed": self.seed,
         })
+
+
+def val_figures(val_matrix: list[list[float]], tasks: list) -> dict[str, Any]:
+    """The validation counterparts of the test figures (what tuning compares): ``val_acc_all`` (accuracy on
+    every task's validation part at the end, pooled), ``val_accuracy_matrix``, ``val_acc_new_mean``, ``val_bwt``."""
+    if not val_matrix:
+        return {"val_acc_all": None}
+    matrix = np.array(val_matrix)
+    sizes = np.array([len(t.val) for t in tasks])
+    derived = matrix_metrics(matrix)
+    return {"val_acc_all": float(np.nansum(matrix[-1] * sizes) / sizes.sum()), "val_accuracy_matrix": matrix.tolist(),
+            "val_acc_new_mean": derived["acc_new_mean"], "val_bwt": derived["bwt"]}
 
 
 def buffer_figures(buf: Any, raw_values_per_sample: int) -> dict[str, float]:

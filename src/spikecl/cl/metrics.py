@@ -14,7 +14,9 @@ from spikecl.data import SpikeDataset, Task
 from spikecl.engine import Evaluation
 from spikecl.utils.atomic import write_text
 
-METRIC_COLUMNS = ["phase", "task", "epoch", "subset", "accuracy", "loss", "train_loss", "seconds"]
+# ``data``: which samples a row is on: ``val`` (validation parts, for tuning) or ``test``.
+METRIC_COLUMNS = ["phase", "task", "epoch", "data", "subset", "accuracy", "loss", "train_loss", "seconds"]
+PARTS = ("val", "test")
 
 
 @dataclass
@@ -27,9 +29,10 @@ class Recorder:
     rows: list[dict] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
 
-    def subsets(self, task_index: int, progressive: bool) -> dict[str, np.ndarray]:
-        """Test-index sets reported after training on ``task_index``: old, new, all (and per task)."""
-        tests = [t.test for t in self.tasks]
+    def subsets(self, task_index: int, progressive: bool, data: str = "test") -> dict[str, np.ndarray]:
+        """Index sets of ``data`` (val or test) reported after training on ``task_index``: old, new, all (and
+        per task)."""
+        tests = [getattr(t, data) for t in self.tasks]
         out = {"old": tests[0]}
         if task_index > 0:
             out["new"] = tests[task_index]
@@ -40,13 +43,13 @@ class Recorder:
         return out
 
     def record(self, phase: str, task_index: int, epoch: int, ev: Evaluation, progressive: bool,
-               train_loss: float | None = None) -> dict[str, float]:
-        """Add the rows of one evaluation; returns accuracy per subset."""
+               train_loss: float | None = None, data: str = "test") -> dict[str, float]:
+        """Add the rows of one evaluation on ``data`` (val or test); returns accuracy per subset."""
         accs = {}
-        for name, members in self.subsets(task_index, progressive).items():
+        for name, members in self.subsets(task_index, progressive, data).items():
             mask = ev.subset(members)
             accs[name] = ev.accuracy(mask)
-            self.rows.append({"phase": phase, "task": task_index, "epoch": epoch, "subset": name,
+            self.rows.append({"phase": phase, "task": task_index, "epoch": epoch, "data": data, "subset": name,
                               "accuracy": accs[name], "loss": ev.loss(mask), "train_loss": train_loss,
                               "seconds": round(time.perf_counter() - self.started, 3)})
         self.flush()
@@ -61,9 +64,9 @@ class Recorder:
         write_text(self.path, buf.getvalue())
 
 
-def task_accuracies(ev: Evaluation, tasks: list[Task]) -> list[float]:
-    """Accuracy on each task's test portion."""
-    return [ev.accuracy(ev.subset(t.test)) for t in tasks]
+def task_accuracies(ev: Evaluation, tasks: list[Task], data: str = "test") -> list[float]:
+    """Accuracy on each task's ``data`` portion (test or val)."""
+    return [ev.accuracy(ev.subset(getattr(t, data))) for t in tasks]
 
 
 def backward_transfer(matrix: np.ndarray) -> float:

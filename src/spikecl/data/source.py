@@ -28,6 +28,7 @@ class SpikeFiles:
     valid_file: str | None = None
     protocol: str = "merged"
     test_fraction: float = 0.2
+    val_fraction: float = 0.1
     nb_steps: int = 100
     max_time: float = 1.4
     nb_units: int = 700
@@ -36,7 +37,7 @@ class SpikeFiles:
         self.nb_steps = checks.integer("nb_steps", self.nb_steps, 1)
         self.nb_units = checks.integer("nb_units", self.nb_units, 1)
         self.max_time = checks.number("max_time", self.max_time)
-        self.partition = Partition(self.protocol, self.test_fraction)
+        self.partition = Partition(self.protocol, self.test_fraction, self.val_fraction)
 
     def load(self, cache_dir: str | Path) -> SpikeDataset:
         """Read and bin the files, through the binned-data cache under ``cache_dir``."""

@@ -10,14 +10,16 @@ are the new data in the order they are learned. Each pool is then cut into train
 - ``official``: a pool's train part is its samples from the SHD train file, its test part those from
   the test file.
 
-Every sample of a pool is used, and no sample is ever both in a train and a test part.
+A validation part for honest tuning is then carved from each train part (``val_fraction`` per class, the
+next-lowest ranks after the test samples; SSC's own validation file under ``official``). Every sample of a
+pool is used, and no sample is ever in two parts.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,30 +35,50 @@ PROTOCOLS = ("merged", "official")
 
 @dataclass
 class Task:
-    """One phase of an experiment: its name, the classes its data holds, its train and test samples."""
+    """One phase of an experiment: its name, the classes its data holds, its train, validation and test
+    samples (data-set indices; ``val`` is carved from the train portion and may be empty)."""
 
     name: str
     classes: list[int]
     train: np.ndarray
     test: np.ndarray
+    val: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)
 class Partition:
-    """How every pool is cut into train and test: the ``merged`` or ``official`` protocol."""
+    """How every pool is cut into train, validation and test parts.
+
+    ``protocol``: ``merged`` (the paper's: both files pooled, ``test_fraction`` of every class to test) or
+    ``official`` (the files' own train/test partition). The validation part is carved from the train
+    portion, never from test: ``val_fraction`` of every class (at least one sample of each class that has
+    two or more), or, under ``official`` with a validation file (SSC), that file's samples.
+    """
 
     protocol: str = "merged"
     test_fraction: float = 0.2
+    val_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         checks.one_of("protocol", self.protocol, PROTOCOLS)
         checks.fraction("test_fraction", self.test_fraction)
+        checks.fraction("val_fraction", self.val_fraction, allow_zero=True, example=0.1)
 
-    def cut(self, dataset: SpikeDataset, pool: np.ndarray, rank: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted (train, test) data-set indices of ``pool``."""
+    def cut(self, dataset: SpikeDataset, pool: np.ndarray, rank: np.ndarray,
+            task: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sorted (train, val, test) data-set indices of ``pool``."""
         if self.protocol == "merged":
-            return _stratified(pool, dataset.labels[pool], rank[pool], self.test_fraction, task)
-        return pool[~dataset.from_test_file[pool]], pool[dataset.from_test_file[pool]]
+            train, test = _stratified(pool, dataset.labels[pool], rank[pool], self.test_fraction, task)
+        else:
+            train, test = pool[~dataset.from_test_file[pool]], pool[dataset.from_test_file[pool]]
+            valid_file = dataset.from_valid_file[train]
+            if valid_file.any():
+                return train[~valid_file], train[valid_file], test
+        if self.val_fraction == 0:
+            return train, train[:0], test
+        # The lowest ranks of a class went to test; the next lowest go to validation.
+        train, val = _stratified(train, dataset.labels[train], rank[train], self.val_fraction, task)
+        return train, val, test
 
 
 class Split:
@@ -82,7 +104,7 @@ class Split:
         tasks = []
         for name, members in self.pools(dataset):
             pool = np.flatnonzero(members)
-            train, test = partition.cut(dataset, pool, rank, name)
+            train, val, test = partition.cut(dataset, pool, rank, name)
             for part, indices in (("train", train), ("test", test)):
                 if not len(indices):
                     raise ConfigError(
@@ -91,8 +113,9 @@ class Split:
                         "speaker/class" + (" or dataset.protocol=merged" if partition.protocol == "official" else "")
                     )
             classes = [int(c) for c in np.unique(dataset.labels[pool])]
-            tasks.append(Task(name, classes, train.astype(np.int64), test.astype(np.int64)))
-            log.info("task %s: classes %s, %d train + %d test samples", name, classes, len(train), len(test))
+            tasks.append(Task(name, classes, train.astype(np.int64), test.astype(np.int64), val.astype(np.int64)))
+            log.info("task %s: classes %s, %d train + %d validation + %d test samples", name, classes, len(train),
+                     len(val), len(test))
         return tasks
 
 

@@ -31,8 +31,7 @@ which is what latent replay needs.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -40,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from spikecl.errors import ConfigError
-from spikecl.models.sparse import Events, project, step_matmul, to_csr
+from spikecl.models.sparse import Events, matmul, one_thread, project, step_matmul, to_csr
 from spikecl.utils import checks
 
 # The recurrent input s[t-1] @ V of a layer at least this wide is summed over the spikes only (on a CPU, per
@@ -48,25 +47,6 @@ from spikecl.utils import checks
 # and the positions it finds give the layer's Events for the products with the next layer for free.
 EVENT_MIN_WIDTH = 128
 EVENT_STEP_DENSITY = 0.1
-
-
-@contextmanager
-def one_thread(device: torch.device) -> Iterator[None]:
-    """Run the per-step loop of a layer on one CPU thread.
-
-    Its operations are far too small to split: waking a second thread costs more than it saves (the
-    [64, 200] x [200, 200] step product takes 1.2-2.3x longer on two threads of a 2-core machine than on one).
-    The setting is process-wide, so it is restored right after the loop.
-    """
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 class LIFRun(NamedTuple):
@@ -193,7 +173,7 @@ class LIFRecurrence(torch.autograd.Function):
             if ctx.events is not None:
                 grad_recurrent = ctx.events.t_matmul(following)
             else:
-                grad_recurrent = spikes.view(-1, width).t() @ following
+                grad_recurrent = matmul(spikes.view(-1, width).t(), following)
         return grad_current, grad_recurrent, None, None, None, None, None
 
 
@@ -274,7 +254,7 @@ class RSNN(nn.Module):
         """I_1 = x @ W1, [B, T, H1]. ``x`` is dense [B, T, inputs] or sparse CSR/COO [B*T, inputs]."""
         w1 = self.w[0]
         if x.layout == torch.strided:
-            return x @ w1
+            return matmul(x.reshape(-1, x.shape[-1]), w1).view(*x.shape[:-1], w1.shape[1])
         if nb_steps is None:
             raise ValueError("a sparse input [B*T, inputs] needs nb_steps")
         return project(None, w1, Events.from_csr(to_csr(x))).view(-1, nb_steps, w1.shape[1])
@@ -347,7 +327,7 @@ class RSNN(nn.Module):
         if key not in self._kernels:
             with torch.inference_mode(False):  # built once, also usable by later training steps
                 self._kernels[key] = readout_kernel(steps, self.alpha, self.beta, a.dtype, a.device)
-        return (self._kernels[key] @ a.reshape(steps, batch * classes)).view(steps + 1, batch, classes)
+        return matmul(self._kernels[key], a.reshape(steps, batch * classes)).view(steps + 1, batch, classes)
 
     def _check_depth(self, depth: int) -> None:
         if not 0 <= depth <= self.nb_layers:

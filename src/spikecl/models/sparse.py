@@ -11,16 +11,72 @@ An :class:`Events` list holds the nonzero entries once, grouped by row and (buil
 columns' events: work per event instead of per matrix entry, several times faster on a CPU than a dense
 product or torch's CSR product (whose backward converts ``x^T`` with a general sort on every call). Only
 the summation order differs from a dense product, so results agree to float32 rounding.
+
+The same seed gives the same numbers with any number of CPU threads: ``embedding_bag`` splits its work over
+output rows only, each row summing its events in order, and the dense products (:func:`matmul`) run on one
+thread, since MKL's sgemm adds the sums of one product in an order that depends on the thread count (from 4
+threads on a 2-core x86 machine), and spike thresholds turn such rounding differences into different runs.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+@contextmanager
+def one_thread(device: torch.device) -> Iterator[None]:
+    """Run the enclosed operations on one CPU thread; the setting is process-wide, so it is restored after.
+
+    Used for the per-step loops of the LIF layers, whose operations are far too small to split (the
+    [64, 200] x [200, 200] step product takes 1.2-2.3x longer on two threads of a 2-core machine than on one),
+    and for the dense products, whose sums must not depend on the thread count.
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class OneThreadMatmul(torch.autograd.Function):
+    """``a @ b`` whose forward and backward products (the same as autograd's for ``@``) run on one CPU thread."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
+        ctx.save_for_backward(a, b)
+        with one_thread(a.device):
+            return a @ b
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        a, b = ctx.saved_tensors
+        with one_thread(grad.device):
+            grad_a = grad @ b.t() if ctx.needs_input_grad[0] else None
+            grad_b = a.t() @ grad if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` (2-D) with the same rounding for any number of CPU threads: on one thread, as is its gradient.
+
+    MKL splits a product's sums differently with 4 or more threads than with 1 or 2; on a 2-core machine one
+    thread is also the faster setting for every training step measured (BENCHMARKS.md).
+    """
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        return OneThreadMatmul.apply(a, b)
+    with one_thread(a.device):
+        return a @ b
 
 
 def _bag_sum(indices: Tensor, offsets: Tensor, table: Tensor, weights: Tensor | None) -> Tensor:
@@ -193,7 +249,7 @@ class EventProjection(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         (w,) = ctx.saved_tensors
-        grad_a = grad @ w.t() if ctx.needs_input_grad[0] else None
+        grad_a = matmul(grad, w.t()) if ctx.needs_input_grad[0] else None
         grad_w = ctx.events.t_matmul(grad) if ctx.needs_input_grad[1] else None
         return grad_a, grad_w, None
 
@@ -201,7 +257,7 @@ class EventProjection(torch.autograd.Function):
 def project(a: Tensor | None, w: Tensor, events: Events | None) -> Tensor:
     """``a @ w`` for ``a`` [R, K] (or None with ``events``), event-driven when ``events`` are given."""
     if events is None:
-        return a @ w
+        return matmul(a, w)
     if torch.is_grad_enabled() and ((a is not None and a.requires_grad) or w.requires_grad):
         return EventProjection.apply(a, w, events)
     return events.matmul(w)

@@ -2,6 +2,7 @@
 
 :func:`open_cache_dir` is called once at the start of a run: it turns a bad ``cache_dir`` into one clear
 line before any work is done, and clears the temporary files that killed jobs left behind.
+:func:`cache_lock` names the lock file that guards the creation of an entry (:mod:`spikecl.utils.locks`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from spikecl.utils.atomic import TEMP_GLOB, TEMP_SUFFIX
 log = logging.getLogger(__name__)
 
 STALE_AFTER_S = 24 * 3600.0  # a temporary file untouched this long belongs to a job that is gone
-NULL_SPELLINGS = ("", "none", "null", "~")  # how a null reaches us from the command line or a YAML string
+NULL_SPELLINGS = ("", "none", "null")  # how a null reaches us from the command line or a YAML string
 FIX = "give a writable folder, e.g. cache_dir=outputs/cache"
 LOCKS = "locks"  # <cache_dir>/locks/: the lock files of the cache entries, apart from the entries themselves
 
