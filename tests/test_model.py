@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from spikecl.bench.reference import reference_forward, reference_loss
 from spikecl.models import lif
-from spikecl.models.lif import RSNN, class_scores, readout_kernel
+from spikecl.models.lif import RSNN, LIFRecurrence, class_scores, lif_spikes, readout_kernel
+from spikecl.models.lif_reference import lif_layer, reference_forward, reference_loss
 from spikecl.models.sparse import EventProjection, Events, group_by_column_numpy, group_by_column_torch
 
 A, B = math.exp(-0.2), math.exp(-0.1)  # alpha, beta for dt 1 ms, tau_syn 5 ms, tau_mem 10 ms
@@ -208,6 +208,23 @@ def _fast_loss(m, out, y):
 def _assert_grads_close(grads, ref_grads):
     for g, r in zip(grads, ref_grads):
         assert torch.allclose(g, r, rtol=1e-4, atol=1e-5 * r.abs().max().item() + 1e-9)
+
+
+@pytest.mark.parametrize("recurrent", [True, False])
+def test_one_layer_equals_the_plain_equations(recurrent, products):
+    # lif_spikes and LIFRecurrence against lif_reference.lif_layer and autograd through it
+    torch.manual_seed(0)
+    current = (torch.randn(30, 6, 40) * 0.8).requires_grad_()
+    v = (torch.randn(40, 40) * 0.5).requires_grad_() if recurrent else None
+    ref_spikes, ref_mems = lif_layer(current, v, A, B, 1.0, 100.0)
+    run = lif_spikes(current.detach(), v.detach() if recurrent else None, A, B, 1.0, keep_membrane=True)
+    spikes, _ = LIFRecurrence.apply(current, v, A, B, 1.0, 100.0, 0)
+    assert 0 < ref_spikes.mean() < 0.5, "the test needs spiking activity"
+    assert torch.equal(run.spikes, ref_spikes) and torch.equal(spikes, ref_spikes)
+    assert torch.allclose(run.membranes, ref_mems, rtol=1e-6, atol=1e-6)
+    grad = torch.randn(30, 6, 40)
+    inputs = [current, v] if recurrent else [current]
+    _assert_grads_close(torch.autograd.grad(spikes, inputs, grad), torch.autograd.grad(ref_spikes, inputs, grad))
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -182,6 +182,7 @@ import json, os
 from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from spikecl.fingerprint import FINGERPRINT_FILE, job_fingerprint
 from spikecl.sweeps import register_resolvers
 
 register_resolvers()
@@ -196,6 +197,7 @@ def main(cfg):
         raise RuntimeError(f"job x={cfg.x} failed on purpose")
     summary = {"status": "completed", "split": "sample_incremental", "strategy": "naive", "seed": cfg.seed,
                "speaker": cfg.x, "acc_all": 0.5 + 0.01 * cfg.x}
+    (out / FINGERPRINT_FILE).write_text(json.dumps(job_fingerprint(cfg).to_dict()))  # as spikecl.run does
     (out / "summary.json").write_text(json.dumps(summary))
     return summary["acc_all"]
 
@@ -246,7 +248,7 @@ def test_two_jobs_then_rerun_skips_both(toy, tmp_path: Path) -> None:
     again = toy("-m", "name=fixed", "x=1,2")  # same sweep, other order: same folder
     assert again.returncode == 0, again.stdout
     assert statuses(sweep_dir) == {"x=1": "skipped", "x=2": "skipped"}
-    assert again.stdout.count("skipping: already completed") == 2
+    assert again.stdout.count("skipping: already completed with the same fingerprint") == 2
     assert calls(sweep_dir / "x=1") == 1 and calls(sweep_dir / "x=2") == 1
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +22,27 @@ from omegaconf import DictConfig, OmegaConf
 
 from spikecl.build import build, build_strategy
 from spikecl.cl import Context, Strategy
+from spikecl.cl.compression import Compression
 from spikecl.cl.metrics import Recorder, matrix_metrics, per_group_accuracy, task_accuracies
 from spikecl.cl.plugins import Replay
 from spikecl.config import check_across
-from spikecl.engine import Evaluation, Timer, evaluate, show_progress
+from spikecl.data import SpikeFiles, Split
+from spikecl.engine import EvalSettings, Evaluation, SpikeRegulariser, Timer, evaluate, show_progress
 from spikecl.errors import ConfigError
 from spikecl.pretrain import cache_key, data_fingerprint, index_hash, pretrained
 from spikecl.utils import checks
 from spikecl.utils.atomic import write_json, write_text, write_with
 from spikecl.utils.cache_dir import open_cache_dir
+from spikecl.utils.device import Device
 from spikecl.utils.provenance import code_fingerprint, git_sha, versions
 
 log = logging.getLogger("spikecl")
+
+
+CHECKPOINTS = "checkpoints"
+CHECKPOINT_POLICIES = ("last", "all", "none")
+NO_BUFFER = {"buffer_samples": 0, "buffer_bytes": 0, "buffer_bytes_1bit": 0, "bytes_per_sample": 0,
+             "raw_rehearsal_bytes_1bit": 0}
 
 
 def seed_everything(seed: int) -> None:
@@ -40,6 +50,41 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@dataclass
+class Parts:
+    """The config turned into checked objects, before any data is read (what an Experiment is made of)."""
+
+    seed: int
+    progress: bool
+    checkpoints: str
+    cache_dir: Path
+    files: SpikeFiles
+    split: Split
+    compression: Compression
+    eval: EvalSettings
+    reg: SpikeRegulariser
+    pretraining: Strategy
+    strategy: Strategy
+    device: Device
+
+
+def build_parts(cfg: DictConfig) -> Parts:
+    """Every config group built into its object, the checks across groups done, the cache folder opened:
+    a bad value stops here with one line, before any long work."""
+    parts = Parts(
+        seed=checks.integer("seed", cfg.seed, 0), progress=show_progress(cfg.progress),
+        checkpoints=checks.one_of("checkpoints", cfg.checkpoints, CHECKPOINT_POLICIES),
+        cache_dir=open_cache_dir(cfg.cache_dir), files=build(cfg.dataset, "dataset"), split=build(cfg.split, "split"),
+        compression=build(cfg.compression, "compression"), eval=build(cfg.eval, "eval"), reg=build(cfg.loss, "loss"),
+        pretraining=build_strategy(cfg.pretrain, "pretrain"), strategy=build_strategy(cfg.strategy, "strategy"),
+        device=build(cfg.device, "device"))
+    with torch.device("meta"):  # checks the model's arguments now, without memory or random numbers
+        shape = build(cfg.model, "model", nb_outputs=cfg.model.nb_outputs or 1)
+    check_across(nb_steps=parts.files.nb_steps, ratio=parts.compression.ratio, model=shape,
+                 strategies={"pretrain": parts.pretraining, "strategy": parts.strategy})
+    return parts
 
 
 class Experiment:
@@ -51,24 +96,18 @@ class Experiment:
     ``learned`` (how many tasks after pretraining are done).
     """
 
-    def __init__(self, cfg: DictConfig, output_dir: str | Path) -> None:
+    def __init__(self, cfg: DictConfig, output_dir: str | Path, fingerprint: str | None = None,
+                 parts: Parts | None = None) -> None:
         self.cfg = cfg
         self.folder = Path(output_dir)
-        self.seed = checks.integer("seed", cfg.seed, 0)
-        progress = show_progress(cfg.progress)
-        self.files = build(cfg.dataset, "dataset")
-        self.split = build(cfg.split, "split")
-        self.compression = build(cfg.compression, "compression")
-        self.eval = build(cfg.eval, "eval")
-        self.reg = build(cfg.loss, "loss")
-        self.pretraining: Strategy = build_strategy(cfg.pretrain, "pretrain")
-        self.strategy: Strategy = build_strategy(cfg.strategy, "strategy")
-        with torch.device("meta"):  # checks the model's arguments now, without memory or random numbers
-            shape = build(cfg.model, "model", nb_outputs=cfg.model.nb_outputs or 1)
-        check_across(nb_steps=self.files.nb_steps, ratio=self.compression.ratio, model=shape,
-                     strategies={"pretrain": self.pretraining, "strategy": self.strategy})
-        self.cache_dir = open_cache_dir(cfg.cache_dir)
-        self.device = build(cfg.device, "device").activate()
+        self.fingerprint = fingerprint
+        parts = parts or build_parts(cfg)
+        self.seed, self.checkpoints, self.cache_dir = parts.seed, parts.checkpoints, parts.cache_dir
+        self.files, self.split, self.compression = parts.files, parts.split, parts.compression
+        self.eval, self.reg = parts.eval, parts.reg
+        self.pretraining, self.strategy = parts.pretraining, parts.strategy
+        progress = parts.progress
+        self.device = parts.device.activate()
         self.folder.mkdir(parents=True, exist_ok=True)
 
         seed_everything(self.seed)
@@ -188,12 +227,81 @@ class Experiment:
         return self.after
 
     def run(self) -> dict[str, Any]:
-        """Pretrain, learn every task, write the run folder; returns the summary."""
+        """Pretrain, learn every task (from where a resumed checkpoint left off), write the run folder;
+        returns the summary. A checkpoint follows pretraining and every task (``checkpoints``)."""
         write_text(self.folder / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
-        self.pretrain()
+        if not self.matrix:
+            self.pretrain()
+            self.checkpoint()
         for task in range(self.learned + 1, len(self.tasks)):
             self.learn(task)
+            self.checkpoint()
         return self.write_outputs()
+
+    # ----------------------------------------------------------------------------------- checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to go on after the last finished task: the model, every plugin's state (the
+        replay buffer, importances, ...), the metrics so far, the timers and torch's random state. No
+        optimiser state: every task starts a fresh optimiser, as the paper."""
+        return {
+            "fingerprint": self.fingerprint, "learned": self.learned,
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "plugins": {name: plugin.state_dict() for name, plugin in self.strategy.plugins.items()},
+            "matrix": self.matrix, "val_matrix": self.val_matrix, "rows": self.recorder.rows,
+            "timer": (self.ctx.timer.seconds, self.ctx.timer.samples),
+            "pretrain_info": self.pretrain_info, "pretrain_cached": self.pretrain_cached,
+            "before": dataclasses.asdict(self.before), "after": dataclasses.asdict(self.after),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Go on from a :meth:`state_dict` of the same experiment."""
+        self.learned = int(state["learned"])
+        self.model.load_state_dict(state["model"])
+        for name, plugin_state in state["plugins"].items():
+            self.strategy.plugins[name].load_state_dict(plugin_state)
+        self.matrix, self.val_matrix = state["matrix"], state["val_matrix"]
+        self.recorder.rows[:] = state["rows"]
+        self.ctx.timer.seconds, self.ctx.timer.samples = state["timer"]
+        self.pretrain_info, self.pretrain_cached = state["pretrain_info"], state["pretrain_cached"]
+        self.before, self.after = Evaluation(**state["before"]), Evaluation(**state["after"])
+        torch.set_rng_state(state["torch_rng"])
+
+    def checkpoint(self) -> Path | None:
+        """Write ``checkpoints/task<learned>.pt`` atomically (``checkpoints=none``: nothing; ``last``: only
+        the newest is kept)."""
+        if self.checkpoints == "none":
+            return None
+        folder = self.folder / CHECKPOINTS
+        path = folder / f"task{self.learned}.pt"
+        state = self.state_dict()
+        write_with(path, lambda tmp: torch.save(state, tmp))
+        if self.checkpoints == "last":
+            for old in folder.glob("task*.pt"):
+                if old != path:
+                    old.unlink(missing_ok=True)
+        return path
+
+    def resume(self) -> bool:
+        """Load the newest checkpoint of this run folder if it is of this experiment (same fingerprint);
+        returns whether one was loaded."""
+        found = sorted(((int(p.stem[4:]), p) for p in (self.folder / CHECKPOINTS).glob("task*.pt")
+                        if p.stem[4:].isdigit()), reverse=True)
+        for learned, path in found:
+            try:
+                # Written by this run into its own folder: a full unpickle (plugins may keep any state).
+                state = torch.load(path, map_location="cpu", weights_only=False)
+            except Exception as exc:  # an unreadable checkpoint is never trusted; an older one may be
+                log.warning("checkpoint %s is unreadable (%s); trying an older one", path, exc)
+                continue
+            if state.get("fingerprint") != self.fingerprint:
+                log.info("checkpoint %s is of another experiment (fingerprint differs); starting over", path)
+                return False
+            self.load_state_dict(state)
+            log.info("resuming from %s: pretraining and %d learned tasks are done", path, learned)
+            return True
+        return False
 
     # --------------------------------------------------------------------------------------- outputs
 
@@ -239,7 +347,7 @@ class Experiment:
             "acc_new": after.accuracy(after.subset(new_test)),
             "acc_all": after.accuracy(),
             "forgetting": acc_old_before - acc_old,
-            **buffer_figures(buf, self.data.spikes.nb_steps * self.data.spikes.nb_units),
+            **(buf.figures(self.data.spikes.nb_steps * self.data.spikes.nb_units) if buf is not None else NO_BUFFER),
             "pretrain_test_accuracy": acc_old_before,
             "pretrain_seconds": self.pretrain_info["seconds"],
             "pretrain_samples_per_second": self.pretrain_info["samples_per_second"],
@@ -250,6 +358,7 @@ class Experiment:
             **matrix_metrics(matrix),
             **val_figures(self.val_matrix, self.tasks),
             "task_names": [t.name for t in self.tasks],
+            "fingerprint": self.fingerprint,
             "code": code_fingerprint(),
             "git_sha": git_sha(),
             "versions": versions(),
@@ -284,18 +393,6 @@ def val_figures(val_matrix: list[list[float]], tasks: list) -> dict[str, Any]:
     derived = matrix_metrics(matrix)
     return {"val_acc_all": float(np.nansum(matrix[-1] * sizes) / sizes.sum()), "val_accuracy_matrix": matrix.tolist(),
             "val_acc_new_mean": derived["acc_new_mean"], "val_bwt": derived["bwt"]}
-
-
-def buffer_figures(buf: Any, raw_values_per_sample: int) -> dict[str, float]:
-    """The replay buffer's size figures for the summary (zeros without a buffer)."""
-    samples = len(buf) if buf is not None else 0
-    return {
-        "buffer_samples": samples,
-        "buffer_bytes": buf.nbytes if buf is not None else 0,
-        "buffer_bytes_1bit": buf.nbytes_1bit if buf is not None else 0,
-        "bytes_per_sample": buf.bytes_per_sample if buf is not None else 0,
-        "raw_rehearsal_bytes_1bit": samples * raw_values_per_sample / 8,
-    }
 
 
 def human_summary(s: dict[str, Any]) -> list[str]:

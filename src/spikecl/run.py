@@ -1,9 +1,11 @@
 """One experiment from a composed config, in the run folder: what ``python -m spikecl`` calls.
 
-``run(cfg)`` skips a folder that already holds a completed run, attaches ``spikecl.log`` and hands the
-config to :class:`spikecl.experiment.Experiment`, which builds everything and writes ``config.yaml``,
-``metrics.csv`` (rewritten after every evaluation), ``model.pt``, ``per_group_accuracy.csv`` and, last,
-``summary.json``: a folder with a completed summary is a finished run.
+``run(cfg)`` reuses a folder that already holds a completed run of the same fingerprint
+(:mod:`spikecl.fingerprint`), sets aside one of another, attaches ``spikecl.log`` and hands the config to
+:class:`spikecl.experiment.Experiment`, which resumes from the folder's last checkpoint when there is one,
+builds everything and writes ``config.yaml``, ``metrics.csv`` (rewritten after every evaluation),
+``checkpoints/``, ``model.pt``, ``per_group_accuracy.csv`` and, last, ``summary.json``: a folder with a
+completed summary is a finished run.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from spikecl.experiment import Experiment
+from spikecl.experiment import Experiment, build_parts
+from spikecl.fingerprint import FINGERPRINT_FILE, Fingerprint, job_fingerprint, set_aside
+from spikecl.fingerprint import read as read_fingerprint
 from spikecl.report.runs import read_completed_summary
+from spikecl.utils.atomic import write_json
 
 log = logging.getLogger("spikecl")
 
@@ -41,17 +46,36 @@ def _attach_log_file(folder: Path) -> logging.Handler | None:
     return handler
 
 
+def reuse_or_set_aside(folder: Path, fp: Fingerprint) -> dict[str, Any] | None:
+    """The completed summary of ``folder`` if it was made with fingerprint ``fp``; otherwise the earlier
+    result files of another fingerprint (finished or not) are renamed aside and None is returned."""
+    done = read_completed_summary(folder)
+    old = read_fingerprint(folder)
+    reason = fp.difference(old or {}) if done is not None or old is not None else None
+    if done is not None and reason is None:
+        log.info("skipping: %s already holds a completed run with the same fingerprint (%s)", folder, fp.digest)
+        return done
+    if reason is not None:
+        set_aside(folder, reason)
+    return None
+
+
 def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, Any]:
-    """Run the experiment ``cfg`` and write its run folder; returns the summary."""
+    """Run the experiment ``cfg`` in its run folder and return the summary: a completed run of the same
+    fingerprint is reused, a killed one resumes after its last finished task, anything else starts anew."""
     folder = Path(output_dir) if output_dir is not None else hydra_output_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    done = read_completed_summary(folder)
-    if done is not None:
-        log.info("skipping: %s already holds a completed run (delete its summary.json to run it again)", folder)
-        return done
+    parts = build_parts(cfg)  # a bad value stops here, before any file is read
     handler = _attach_log_file(folder)
     try:
-        return Experiment(cfg, folder).run()
+        fp = job_fingerprint(cfg)
+        done = reuse_or_set_aside(folder, fp)
+        if done is not None:
+            return done
+        write_json(folder / FINGERPRINT_FILE, fp.to_dict())
+        experiment = Experiment(cfg, folder, fingerprint=fp.digest, parts=parts)
+        experiment.resume()
+        return experiment.run()
     finally:
         if handler is not None:
             logging.getLogger().removeHandler(handler)

@@ -36,7 +36,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -172,8 +172,10 @@ class JobRecord:
     overrides: list[str]
     name: str = ""  # what sets the job apart: its overrides of the swept keys (see run_name)
     dir: str | None = None  # the run folder (absolute); None when the job could not be composed
-    status: str | None = None  # completed | skipped (already completed) | failed
+    status: str | None = None  # completed | skipped (already completed with the same fingerprint) | failed
     error: str | None = None
+    resume: str | None = None  # "skipped: same fingerprint" or "rerun: <what changed>" for a folder that existed
+    cfg: Any = field(default=None, repr=False, compare=False)  # the job's composed config (not written out)
 
 
 def write_sweep_status(sweep_dir: str | os.PathLike[str], records: Sequence[JobRecord]) -> Path:
@@ -182,7 +184,7 @@ def write_sweep_status(sweep_dir: str | os.PathLike[str], records: Sequence[JobR
     counts = {status: sum(r.status == status for r in records) for status in ("completed", "skipped", "failed")}
     jobs = []
     for record in records:
-        job = asdict(record)
+        job = {f.name: getattr(record, f.name) for f in fields(record) if f.name != "cfg"}
         job["dir"] = _relative(record.dir, sweep_dir)
         jobs.append(job)
     return write_json(sweep_dir / SWEEP_STATUS, {"sweep_dir": str(sweep_dir.resolve()), "counts": counts, "jobs": jobs})

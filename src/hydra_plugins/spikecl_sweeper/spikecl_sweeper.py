@@ -154,7 +154,7 @@ class SpikeclSweeper(BasicSweeper):
         owners: dict[str, Any] = {}
         for record in records:
             try:
-                record.dir, depends_on_num = self._run_dir(record.overrides, record.num)
+                record.dir, depends_on_num, record.cfg = self._run_dir(record.overrides, record.num)
                 number_dependent = number_dependent or depends_on_num
             except Exception as err:  # a config that cannot be composed fails this job only
                 record.status, record.error = "failed", f"could not compose the job's config: {_describe(err)}"
@@ -176,14 +176,17 @@ class SpikeclSweeper(BasicSweeper):
             )
             return False
         for record in records:
-            if record.status is None and _completed(record.dir):
+            if record.status is None and _reusable(record):
                 record.status = "skipped"
-                log.info(f"#{record.num} skipping: already completed: {os.path.relpath(record.dir, sweep_dir)}")
+                log.info(f"#{record.num} skipping: already completed with the same fingerprint: "
+                         f"{os.path.relpath(record.dir, sweep_dir)}")
+            elif record.resume:
+                log.info(f"#{record.num} runs again ({record.resume}): {os.path.relpath(record.dir, sweep_dir)}")
         return True
 
-    def _run_dir(self, overrides: Sequence[str], num: int) -> tuple[str, bool]:
-        """The folder run_job would use for this job (composed as a launcher composes it), and whether that
-        folder depends on the job number."""
+    def _run_dir(self, overrides: Sequence[str], num: int) -> tuple[str, bool, Any]:
+        """The folder run_job would use for this job (composed as a launcher composes it), whether that
+        folder depends on the job number, and the job's config."""
         assert self.config is not None and self.hydra_context is not None
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         saved = HydraConfig.instance().cfg
@@ -195,7 +198,7 @@ class SpikeclSweeper(BasicSweeper):
                     cfg.hydra.job.id = f"{cfg.hydra.job.name}_{n}"
                 HydraConfig.instance().set_config(cfg)  # for ${hydra:...} interpolations in the folder names
                 folders.append(os.path.abspath(os.path.join(str(cfg.hydra.sweep.dir), str(cfg.hydra.sweep.subdir))))
-            return folders[0], folders[0] != folders[1]
+            return folders[0], folders[0] != folders[1], cfg
         finally:
             HydraConfig.instance().cfg = saved
 
@@ -240,10 +243,20 @@ class SpikeclSweeper(BasicSweeper):
 
 
 def _completed(run_dir: str) -> bool:
-    """Whether the job in ``run_dir`` is done, so the sweep skips it: the one rule the sweeper skips by."""
+    """Whether the job in ``run_dir`` finished (whatever its fingerprint): the status a launched job gets."""
     from spikecl.report.runs import read_completed_summary
 
     return read_completed_summary(run_dir) is not None
+
+
+def _reusable(record: Any) -> bool:
+    """Whether the job's folder holds a completed run of the job's own fingerprint, so the sweep skips it:
+    the one rule the sweeper skips by. Notes in ``record.resume`` why a finished folder runs again."""
+    from spikecl.fingerprint import reusable
+
+    skip, reason = reusable(Path(record.dir), record.cfg)
+    record.resume = "skipped: same fingerprint" if skip else (f"rerun: {reason}" if reason else None)
+    return skip
 
 
 def _describe(err: Any) -> str:

@@ -3,7 +3,7 @@
 Both sides start every case from the same weights (copies of one model) and see the same minibatches.
 The reference gets its dense input batches prepared outside the timed region; spikecl's timings cover its
 whole engine path (batches built from the compact event list, entry activity, loss, backward, optimiser
-step), as :func:`spikecl.engine.train_epoch` and :func:`spikecl.engine.evaluate` run it.
+step), as :meth:`spikecl.cl.Strategy.train_epoch` and :func:`spikecl.engine.evaluate` run it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +27,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from spikecl.bench.measure import PeakMemory, Timing, measure, synchronize
-from spikecl.bench.reference import reference_forward, reference_loss
 from spikecl.bench.shd_files import write_random_shd_pair
+from spikecl.cl import Context, Strategy
 from spikecl.cl.sources import CachedLatents, RawSource
 from spikecl.cli import config_dir
 from spikecl.errors import ConfigError
 from spikecl.data import SpikeDataset, load_dataset
-from spikecl.engine import Part, evaluate, frozen_except, train_epoch
+from spikecl.engine import Part, evaluate, frozen_except
 from spikecl.models.lif import RSNN, class_scores
+from spikecl.models.lif_reference import reference_forward, reference_loss
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +119,16 @@ def reference_train(model: RSNN, xs: list[torch.Tensor], ys: list[torch.Tensor],
     return run
 
 
-def spikecl_train(model: RSNN, source, batches: list[np.ndarray], depth: int, params: list,
-                  lr: float) -> Callable[[], float]:
-    """One epoch of spikecl's engine over the same batches, entering at ``depth``."""
+def spikecl_train(model: RSNN, data: SpikeDataset, source, batches: list[np.ndarray], depth: int, params: list,
+                  lr: float, device: torch.device) -> Callable[[], float]:
+    """One epoch of spikecl's training loop (no plugins) over the same batches, entering at ``depth``."""
     frozen_except(model, params)
-    optimizer = torch.optim.Adamax(params, lr=lr, betas=(0.9, 0.999))
-    plan = [[Part(source, b)] for b in batches]
-    return lambda: train_epoch(model, optimizer, plan, depth)[0]
+    strategy = Strategy(name="bench", latent_depth=depth, epochs=1, lr=lr, batch_size=len(batches[0]),
+                        optimizer=partial(torch.optim.Adamax, lr=lr, betas=(0.9, 0.999)))
+    ctx = Context(model=model, data=data, tasks=[], device=device, seed=0, strategy=strategy,
+                  optimizer=strategy.optimizer(params), trainable=params,
+                  batches=[[Part(source, b)] for b in batches])
+    return lambda: strategy.train_epoch(ctx, 0)[0]
 
 
 def reference_inference(model: RSNN, xs: list[torch.Tensor]) -> Callable[[], np.ndarray]:
@@ -215,8 +220,8 @@ def model_cases(cfg: DictConfig, data: SpikeDataset, settings: Settings, device:
     ref_model, fast_model = copy.deepcopy(base), copy.deepcopy(base)
     ref = measure(reference_train(ref_model, xs, ys, None, settings.lr), n, **timed)
     source = RawSource(fast_model, data.spikes, idx, data.labels, 0, device)
-    fast = measure(spikecl_train(fast_model, source, batches, 0, list(fast_model.parameters()), settings.lr), n,
-                   **timed)
+    fast = measure(spikecl_train(fast_model, data, source, batches, 0, list(fast_model.parameters()), settings.lr,
+                                 device), n, **timed)
     rows.append(case("pretrain", "pretraining step: all weights trained from raw input", ref, fast,
                      TARGETS["pretrain"]))
 
@@ -231,8 +236,8 @@ def model_cases(cfg: DictConfig, data: SpikeDataset, settings: Settings, device:
         build = Timing(n, [time.perf_counter() - start], memory.read(), memory.at_start, memory.kind,
                        threads=torch.get_num_threads())
         # the cached samples are idx = 0..n-1, so their positions in the cache are the batches themselves
-        fast = measure(spikecl_train(fast_model, cached, batches, depth, fast_model.layer_parameters(depth),
-                                     settings.lr), n, **timed)
+        fast = measure(spikecl_train(fast_model, data, cached, batches, depth, fast_model.layer_parameters(depth),
+                                     settings.lr, device), n, **timed)
         rows.append(case(f"latent_replay_d{depth}",
                          f"latent-replay step at depth {depth}: reference recomputes the frozen layers, "
                          "spikecl trains from latents cached once per phase", ref, fast,

@@ -266,6 +266,32 @@ class ReplayBuffer:
         """:attr:`nbytes` per stored sample (0 when empty)."""
         return self.nbytes / self._len if self._len else 0.0
 
+    def figures(self, raw_values_per_sample: int) -> dict[str, float]:
+        """The buffer's size figures for a run's summary; ``raw_values_per_sample`` (steps x input units) gives
+        what raw rehearsal of the same samples would need at 1 bit per value."""
+        return {"buffer_samples": self._len, "buffer_bytes": self.nbytes, "buffer_bytes_1bit": self.nbytes_1bit,
+                "bytes_per_sample": self.bytes_per_sample,
+                "raw_rehearsal_bytes_1bit": self._len * raw_values_per_sample / 8}
+
+    def state_dict(self) -> dict:
+        """Everything the buffer holds, for checkpoints (tensors on the CPU)."""
+        return {"kind": self.kind, "nb_steps": self.nb_steps, "width": self.width, "ratio": self.ratio,
+                "codec": self.codec, "current_dtype": self.current_dtype, "max_value": self._fixed_max,
+                "seen_max": self._max_value, "data": self._data[:self._len].cpu(), "labels": self._labels.cpu(),
+                "ids": torch.from_numpy(self._ids.copy())}
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device: str | torch.device = "cpu") -> ReplayBuffer:
+        """The buffer that :meth:`state_dict` described, on ``device``."""
+        buf = cls(state["kind"], state["nb_steps"], state["width"], state["ratio"], state["codec"],
+                  state["current_dtype"], device, max_value=state["max_value"])
+        buf._max_value = int(state["seen_max"])
+        buf._data = state["data"].to(buf.device)
+        buf._len = int(buf._data.shape[0])
+        buf._labels = state["labels"].to(buf.device)
+        buf._ids = state["ids"].numpy().astype(np.int64)
+        return buf
+
 
 def select_samples(labels: np.ndarray, candidates: np.ndarray, size: int, selection: str,
                    rng: np.random.Generator) -> np.ndarray:

@@ -62,22 +62,45 @@ class CachedLatents:
 
 class BufferSource:
     """A replay buffer as a training source. Raw-input buffers run their decoded inputs through the
-    layers below the depth, latent buffers enter directly."""
+    layers below the depth, latent buffers enter directly.
 
-    def __init__(self, buffer: ReplayBuffer, model: RSNN, depth: int, raw_input: bool) -> None:
+    With ``encoded`` the source hands out the stored values as they are, ``nb_steps / ratio`` steps without
+    decompression (bool for bit-packed spikes, else float32), for short-time replay
+    (:mod:`spikecl.cl.plugins.short_replay`); :attr:`ratio` is then the buffer's ratio, else 1.
+    :meth:`entry` is :meth:`enter` of :meth:`activity`, so a wrapper can change the stored activity before
+    it enters (the noise of :mod:`spikecl.cl.plugins.consolidation`).
+    """
+
+    def __init__(self, buffer: ReplayBuffer, model: RSNN, depth: int, raw_input: bool, encoded: bool = False) -> None:
         self.buffer, self.model, self.depth, self.raw_input = buffer, model, depth, raw_input
+        self.encoded = bool(encoded)
 
     @property
     def labels(self) -> Tensor:
         return self.buffer.labels
 
+    @property
+    def ratio(self) -> int:
+        """Original steps per step of the activity this source hands out."""
+        return self.buffer.ratio if self.encoded else 1
+
     def __len__(self) -> int:
         return len(self.buffer)
 
-    def entry(self, idx: np.ndarray) -> Tensor:
-        z, _ = self.buffer.batch(idx)
+    def activity(self, idx: np.ndarray) -> Tensor:
+        """The stored activity [B, T / ratio, W] of positions ``idx``: decoded, or as stored with ``encoded``."""
+        if not self.encoded:
+            return self.buffer.batch(idx)[0]
+        z = self.buffer.encoded(idx)
+        return z if z.dtype == torch.bool and not self.raw_input else z.to(torch.float32)
+
+    def enter(self, z: Tensor) -> Tensor:
+        """Entry activity at the depth from stored activity ``z`` [B, steps, W]."""
         if not self.raw_input:
             return z
         steps = z.shape[1]
         # The same sparse projection as for new raw data, so replayed and new inputs are computed alike.
         return self.model.latent(z.reshape(-1, z.shape[2]).to_sparse_csr(), self.depth, steps)
+
+    def entry(self, idx: np.ndarray) -> Tensor:
+        return self.enter(self.activity(idx))

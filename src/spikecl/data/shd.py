@@ -122,6 +122,15 @@ class _FileContent:
     class_names: list[str] | None
 
 
+def input_files(dataset_cfg: Mapping[str, Any]) -> tuple[list[str], list[Path]]:
+    """The origins (train, valid, test) and the paths of the files that ``dataset_cfg`` names (see
+    :func:`load_dataset`); ConfigError for a missing file."""
+    folder = files.data_root(dataset_cfg["root"])
+    valid_file = dataset_cfg["valid_file"] if "valid_file" in dataset_cfg else None
+    roles = [r for r in ORIGINS if r != "valid" or valid_file is not None]
+    return roles, [files.find_input(folder, str(dataset_cfg[FILE_KEYS[r]]), FILE_KEYS[r]) for r in roles]
+
+
 def load_dataset(dataset_cfg: Mapping[str, Any], cache_dir: str | Path) -> SpikeDataset:
     """Read ``train_file``, ``valid_file`` (if set) and ``test_file`` of ``dataset_cfg.root`` and bin them,
     via the on-disk cache.
@@ -132,10 +141,7 @@ def load_dataset(dataset_cfg: Mapping[str, Any], cache_dir: str | Path) -> Spike
     """
     nb_steps, max_time, nb_units = _grid(dataset_cfg)
     cache_dir = Path(str(cache_dir)).expanduser()
-    folder = files.data_root(dataset_cfg["root"])
-    valid_file = dataset_cfg["valid_file"] if "valid_file" in dataset_cfg else None
-    roles = [r for r in ORIGINS if r != "valid" or valid_file is not None]
-    sources = [files.find_input(folder, str(dataset_cfg[FILE_KEYS[r]]), FILE_KEYS[r]) for r in roles]
+    roles, sources = input_files(dataset_cfg)
     identities = [files.file_identity(p, cache_dir) for p in sources]
     key = cache.cache_key(identities, nb_steps, max_time, nb_units)
     entry = cache.cache_path(cache_dir, key)

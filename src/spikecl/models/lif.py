@@ -12,6 +12,7 @@ with alpha = exp(-dt / tau_syn), beta = exp(-dt / tau_mem). Layer 1 gets I = x @
 I = s_k @ W_{k+1} of the same step. The readout integrates a[t] = s_L[t] @ W_out through the same two
 filters without spiking; its record out[0..T] starts with the initial 0, and a class score is the maximum
 of out over time. H has the SuperSpike surrogate gradient 1 / (scale * |mem - threshold| + 1)^2.
+:mod:`spikecl.models.lif_reference` writes all of this out step by step; it is the oracle of the tests.
 
 Because layer k+1 at step t only needs layer k's spikes at step t, each layer runs over all steps before the
 next one starts: the feed-forward products become one product per layer, and the per-step loop inside a
@@ -21,7 +22,8 @@ products with sparse operands (the binned input, the spikes) are event-driven (:
 and a wide layer sums its recurrent input over the previous step's spikes only. The state updates are the
 paper's operations in its order; only sums inside products are added in another order, so results agree
 with the step-by-step formulation to float32 rounding (a spike can differ only where a membrane lands
-within rounding of the threshold).
+within rounding of the threshold). Every float sum is added in an order independent of the number of
+CPU threads (:mod:`spikecl.models.sparse`), so a seed gives the same numbers with any thread count.
 
 The same network runs from raw input, returns the activity at a depth (0: the input current x @ W1,
 d >= 1: the spikes of hidden layer d), and runs from such stored activity with the layers below skipped,
@@ -31,7 +33,8 @@ which is what latent replay needs.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -60,7 +63,9 @@ class LIFRun(NamedTuple):
 
 def lif_spikes(current: Tensor, recurrent: Tensor | None, alpha: float, beta: float, threshold: float,
                keep_membrane: bool = False) -> LIFRun:
-    """Run one LIF layer over all steps of a time-major current [T, B, H].
+    """Run one LIF layer over all steps of a time-major current [T, B, H]: computes exactly
+    :func:`spikecl.models.lif_reference.lif_layer` (spikes, and with ``keep_membrane`` the membranes they
+    were read from), without autograd; only the sums inside s[t-1] @ V may be added in another order.
 
     Every step writes into preallocated storage (the membrane trace doubles as the state), so nothing is
     copied. The arithmetic is the paper's, in its order: (beta * mem + syn) and (alpha * syn + h) are rounded
@@ -118,7 +123,9 @@ def spike_events(run: LIFRun, product_width: int) -> Events | None:
 
 
 class LIFRecurrence(torch.autograd.Function):
-    """Spikes of one LIF layer over all steps from its input current, with backpropagation through time.
+    """Spikes of one LIF layer over all steps from its input current, with backpropagation through time:
+    :func:`lif_spikes` forward, and backward the gradients autograd computes through
+    :func:`spikecl.models.lif_reference.lif_layer`, by a hand-written loop.
 
     Tensors are time-major: ``current`` is [T, B, H]. ``recurrent`` is V ([H, H]) or None. Also returns the
     spikes' :class:`~spikecl.models.sparse.Events` (None where dense products are the better choice), used
@@ -247,6 +254,23 @@ class RSNN(nn.Module):
         if self.v is not None:
             params += [self.v[k] for k in range(depth, self.nb_layers)]
         return params + [self.w_out]
+
+    @contextmanager
+    def time_scaled(self, r: float, threshold_scale: float = 1.0) -> Iterator[RSNN]:
+        """Run with one step standing for ``r`` steps (short-time replay): alpha^r, beta^r (the decay of r
+        steps in one) and threshold * ``threshold_scale`` inside the block, the model's own constants after.
+
+        The readout kernels of the scaled constants are cached apart (``_kernels`` is keyed by steps only).
+        A backward pass after the block is still right: the LIF layers and the readout keep what they used.
+        """
+        saved = self.alpha, self.beta, self.threshold, self._kernels
+        self.alpha, self.beta = self.alpha ** r, self.beta ** r
+        self.threshold = self.threshold * float(threshold_scale)
+        self._kernels = self.__dict__.setdefault("_scaled_kernels", {}).setdefault((self.alpha, self.beta), {})
+        try:
+            yield self
+        finally:
+            self.alpha, self.beta, self.threshold, self._kernels = saved
 
     # ----------------------------------------------------------------------------------- forward passes
 

@@ -14,8 +14,9 @@ the summation order differs from a dense product, so results agree to float32 ro
 
 The same seed gives the same numbers with any number of CPU threads: ``embedding_bag`` splits its work over
 output rows only, each row summing its events in order, and the dense products (:func:`matmul`) run on one
-thread, since MKL's sgemm adds the sums of one product in an order that depends on the thread count (from 4
-threads on a 2-core x86 machine), and spike thresholds turn such rounding differences into different runs.
+thread. MKL's sgemm adds the sums of a product in an order that depends on the thread count (here 1 and 2
+threads happen to agree, 4 and 8 do not), and spike thresholds turn such rounding differences into
+different training runs.
 """
 
 from __future__ import annotations
@@ -68,10 +69,10 @@ class OneThreadMatmul(torch.autograd.Function):
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
-    """``a @ b`` (2-D) with the same rounding for any number of CPU threads: on one thread, as is its gradient.
+    """``a @ b`` (2-D) rounded the same for any number of CPU threads: it and its gradient run on one thread.
 
-    MKL splits a product's sums differently with 4 or more threads than with 1 or 2; on a 2-core machine one
-    thread is also the faster setting for every training step measured (BENCHMARKS.md).
+    The per-step loops, most of a training step, run on one thread anyway, and on a 2-core machine so does
+    every training step at its fastest setting (BENCHMARKS.md).
     """
     if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
         return OneThreadMatmul.apply(a, b)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from spikecl.report.plots import PLOT_PATTERNS, PlotOutcome, make_plots
 from spikecl.report.runs import RunFolder, find_run_folders, load_run
-from spikecl.report.table import grouped_tables, markdown_table, summary_frame
+from spikecl.report.table import JOINT_LABEL, grouped_tables, markdown_table, per_task_tables, summary_frame
 from spikecl.utils.atomic import write_text, write_with
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,11 @@ def _markdown(
             "Completed runs only. Accuracies in percent (on the test set of the classes named), mean ± sample "
             "std over the runs of a row; `runs` counts them and `speakers`, `classes`, `seeds` count the "
             "distinct held-out speakers, new classes and seeds among them. Memory: mean replay buffer size, "
-            "as stored and at 1 bit per spike.",
+            "as stored and at 1 bit per spike. Activity, when measured: `rate_l<k>`, spikes per neuron per step "
+            f"of hidden layer k, and `synops_inference`, synaptic operations per test sample. `{JOINT_LABEL}` "
+            "(`strategy=joint`: one model trained on every task's train data) is the upper bound; `gap to "
+            "joint (pp)` is its accuracy on all classes minus the run's, from the joint run of the same data "
+            "set, split, seed and partition, when there is one.",
             "",
         ]
     else:
@@ -98,6 +102,11 @@ def _markdown(
         if common:
             lines += [f"Common to all rows: {common}", ""]
         lines += [markdown_table(table), ""]
+    per_task = per_task_tables(frame)
+    if per_task:
+        lines += ["## Final accuracy per task", ""]
+    for split, note, table in per_task:
+        lines += [f"### {split}", "", note, "", markdown_table(table), ""]
 
     lines += ["## Figures", ""]
     for outcome in plots:

@@ -8,6 +8,12 @@
   pretrained model's line (Fig. 6; last epoch of every task t >= 1 in metrics.csv; the line is task 0).
 - ``acc_vs_memory_<split>.png``: final accuracy vs replay memory in bytes (log axis) across compression
   ratios and depths, as stored and under the paper's 1-bit-per-spike accounting.
+- ``acc_vs_synops_<split>.png``: final accuracy vs synaptic operations per inference sample
+  (``synops_inference``, log axis) and vs replay memory, one series per strategy (when the summaries
+  have ``synops_inference``).
+
+Joint training (``strategy=joint``, the upper bound) is drawn as a dash-dotted horizontal line,
+``joint (upper bound)``, in every figure of its split (the mean final accuracy of its runs), never as a curve.
 
 Each figure is skipped, with the reason, when the runs lack its data; a partial sweep never raises here.
 Curves and points are means over the runs that share the settings (speakers, classes, seeds).
@@ -25,11 +31,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from spikecl.report.joint import JOINT
 from spikecl.report.runs import METRICS_FILE, RunFolder
-from spikecl.report.table import flat_scalars
+from spikecl.report.table import JOINT_LABEL, SYNOPS_METRIC, flat_scalars
 from spikecl.utils.atomic import write_with
 
-PLOT_PATTERNS = ("acc_vs_epoch_*.png", "acc_vs_depth_*.png", "acc_vs_memory_*.png", "progressive_*.png")
+PLOT_PATTERNS = ("acc_vs_epoch_*.png", "acc_vs_depth_*.png", "acc_vs_memory_*.png", "acc_vs_synops_*.png",
+                 "progressive_*.png")
 MAX_PANELS = 12
 PROGRESSIVE = "progressive"
 
@@ -60,6 +68,7 @@ def make_plots(runs: Sequence[RunFolder], out_dir: Path) -> list[PlotOutcome]:
             jobs.append((f"acc_vs_epoch_{split}", lambda r=runs_of_split, s=split: _acc_vs_epoch(r, metrics, s)))
         jobs.append((f"acc_vs_depth_{split}", lambda r=runs_of_split, s=split: _acc_vs_depth(r, s)))
         jobs.append((f"acc_vs_memory_{split}", lambda r=runs_of_split, s=split: _acc_vs_memory(r, s)))
+        jobs.append((f"acc_vs_synops_{split}", lambda r=runs_of_split, s=split: _acc_vs_synops(r, s)))
     if PROGRESSIVE in splits:
         progressive = frame[frame["split"] == PROGRESSIVE]
         jobs.append(("progressive_acc_vs_learned_classes", lambda: _progressive(progressive, metrics, done)))
@@ -114,6 +123,7 @@ class _MetricsCache:
 
 
 def _acc_vs_epoch(runs: pd.DataFrame, metrics: _MetricsCache, split: str) -> Figure:
+    runs, joint = _without_joint(runs)
     curves = []
     for _, run in runs.iterrows():
         data = metrics.cl_all(int(run["_index"]))
@@ -132,6 +142,7 @@ def _acc_vs_epoch(runs: pd.DataFrame, metrics: _MetricsCache, split: str) -> Fig
             ax.plot(mean.index, 100 * mean.values, marker=".", label=f"buffer {_fmt(buffer)} ({len(lines)} runs)")
         if baseline:
             ax.axhline(100 * sum(baseline) / len(baseline), ls="--", color="gray", label="pretrained")
+        _joint_line(ax, joint)
         ax.set(title=panel_label, xlabel="CL epoch", ylabel="accuracy, all classes (%)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize="small")
@@ -142,9 +153,11 @@ def _acc_vs_epoch(runs: pd.DataFrame, metrics: _MetricsCache, split: str) -> Fig
 def _acc_vs_depth(runs: pd.DataFrame, split: str) -> Figure:
     if "latent_depth" not in runs.columns or "acc_all" not in runs.columns:
         raise NoData(f"no latent_depth/acc_all in the {split} summaries")
-    runs = runs[runs["latent_depth"].notna() & runs["acc_all"].notna()]
+    all_runs = runs
+    runs = runs[runs["latent_depth"].notna() & runs["acc_all"].notna() & ~_joint_mask(runs)]
     if runs.empty:
         raise NoData(f"no {split} run with a latent depth (latent replay)")
+    joint = _joint_accuracy(all_runs)
     rows = [row for _, row in runs.iterrows()]
     panels = _panels(rows, ["strategy", "compression_ratio", "codec"])
     fig, axes = _figure(len(panels))
@@ -154,6 +167,7 @@ def _acc_vs_depth(runs: pd.DataFrame, split: str) -> Figure:
             stats = group.groupby("latent_depth")["acc_all"].agg(["mean", "std", "count"]).sort_index()
             ax.errorbar(stats.index, 100 * stats["mean"], yerr=100 * stats["std"].fillna(0), marker="o",
                         capsize=3, label=f"buffer {_fmt(buffer)}")  # fmt: skip
+        _joint_line(ax, joint)
         ax.set(title=panel_label, xlabel="latent depth", ylabel="final accuracy, all classes (%)")
         ax.set_xticks(sorted(chosen["latent_depth"].unique()))
         ax.legend(fontsize="small")
@@ -164,6 +178,7 @@ def _acc_vs_depth(runs: pd.DataFrame, split: str) -> Figure:
 def _acc_vs_memory(runs: pd.DataFrame, split: str) -> Figure:
     if "buffer_bytes" not in runs.columns or "acc_all" not in runs.columns:
         raise NoData(f"no buffer_bytes/acc_all in the {split} summaries")
+    joint = _joint_accuracy(runs)
     has_buffer = pd.to_numeric(runs["buffer_bytes"], errors="coerce").fillna(0) > 0
     runs = runs[has_buffer & runs["acc_all"].notna()]
     if runs.empty:
@@ -192,6 +207,7 @@ def _acc_vs_memory(runs: pd.DataFrame, split: str) -> Figure:
             for _, point in points.iterrows():
                 ax.annotate(f"1:{_fmt(point['compression_ratio'])}", (point["x"], 100 * point["y"]),
                             fontsize="x-small", textcoords="offset points", xytext=(3, 3))  # fmt: skip
+        _joint_line(ax, joint)
         ax.set_xscale("log")
         ax.set(xlabel=xlabel, ylabel="final accuracy, all classes (%)")
         ax.legend(fontsize="small")
@@ -200,6 +216,7 @@ def _acc_vs_memory(runs: pd.DataFrame, split: str) -> Figure:
 
 
 def _progressive(runs: pd.DataFrame, metrics: _MetricsCache, done: Sequence[RunFolder]) -> Figure:
+    runs, joint = _without_joint(runs)
     lines: dict[str, list[pd.Series]] = {}
     pretrained = []
     for _, run in runs.iterrows():
@@ -225,11 +242,78 @@ def _progressive(runs: pd.DataFrame, metrics: _MetricsCache, done: Sequence[RunF
         ax.plot(mean.index, 100 * mean.values, marker="o", label=f"{label} ({len(series)} runs)")
     if pretrained:
         ax.axhline(100 * sum(pretrained) / len(pretrained), ls="--", color="gray", label="pretrained")
+    _joint_line(ax, joint)
     ax.set(xlabel="learned classes", ylabel="accuracy, all classes (%)",
            title="progressive: accuracy after each learned class (cf. paper Fig. 6)")  # fmt: skip
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize="x-small", loc="best")
     return fig
+
+
+def _acc_vs_synops(runs: pd.DataFrame, split: str) -> Figure:
+    if SYNOPS_METRIC not in runs.columns or "acc_all" not in runs.columns:
+        raise NoData(f"no {SYNOPS_METRIC}/acc_all in the {split} summaries")
+    joint = _joint_accuracy(runs)
+    keys = ["strategy", "latent_depth", "codec", "compression_ratio", "buffer_size"]
+    runs = runs.assign(**{k: runs[k] if k in runs.columns else None for k in keys})
+    runs = runs.assign(**{c: pd.to_numeric(runs[c], errors="coerce") if c in runs.columns else float("nan")
+                          for c in (SYNOPS_METRIC, "acc_all", "buffer_bytes")})
+    measured = runs[(runs[SYNOPS_METRIC] > 0) & runs["acc_all"].notna()]
+    if measured.empty:
+        raise NoData(f"no {split} run with {SYNOPS_METRIC} > 0")
+    panels = [(SYNOPS_METRIC, "synaptic operations per inference sample"),
+              ("buffer_bytes", "replay memory as stored (bytes)")]
+    fig, axes = _figure(len(panels), width=6)
+    for ax, (column, xlabel) in zip(axes, panels, strict=True):
+        data = measured if column == SYNOPS_METRIC else runs[(runs["buffer_bytes"] > 0) & runs["acc_all"].notna()]
+        for strategy, group in _frame_by(data, "strategy"):
+            points = (
+                group.groupby(keys[1:], dropna=False)
+                .agg(x=(column, "mean"), y=("acc_all", "mean"), err=("acc_all", "std"))
+                .dropna(subset=["x", "y"])
+                .sort_values("x")
+            )
+            if points.empty:
+                continue
+            joint_series = strategy == JOINT
+            ax.errorbar(points["x"], 100 * points["y"], yerr=100 * points["err"].fillna(0),
+                        marker="*" if joint_series else "o", markersize=10 if joint_series else 6, capsize=3,
+                        ls="none" if joint_series else "-", color="black" if joint_series else None,
+                        label=JOINT_LABEL if joint_series else _fmt(strategy))  # fmt: skip
+        if not ax.has_data():
+            ax.text(0.5, 0.5, f"no run with {column} > 0", ha="center", va="center", transform=ax.transAxes)
+        else:
+            ax.set_xscale("log")
+        _joint_line(ax, joint, label=None if column == SYNOPS_METRIC else JOINT_LABEL)
+        ax.set(xlabel=xlabel, ylabel="final accuracy, all classes (%)")
+        ax.legend(fontsize="small")
+    fig.suptitle(f"{split}: accuracy vs synaptic operations and vs replay memory, per strategy")
+    return fig
+
+
+def _joint_mask(runs: pd.DataFrame) -> pd.Series:
+    if "strategy" not in runs.columns:
+        return pd.Series(False, index=runs.index)
+    return runs["strategy"] == JOINT
+
+
+def _without_joint(runs: pd.DataFrame) -> tuple[pd.DataFrame, float | None]:
+    """The runs that are not joint training, and the joint runs' mean final accuracy (None without any)."""
+    return runs[~_joint_mask(runs)], _joint_accuracy(runs)
+
+
+def _joint_accuracy(runs: pd.DataFrame) -> float | None:
+    """Mean final accuracy on all classes of the joint runs among ``runs`` (None without any)."""
+    if "acc_all" not in runs.columns:
+        return None
+    values = pd.to_numeric(runs.loc[_joint_mask(runs), "acc_all"], errors="coerce").dropna()
+    return float(values.mean()) if not values.empty else None
+
+
+def _joint_line(ax: Any, accuracy: float | None, label: str | None = JOINT_LABEL) -> None:
+    """The upper bound as a horizontal reference line."""
+    if accuracy is not None:
+        ax.axhline(100 * accuracy, ls="-.", color="black", lw=1.2, label=label or "_nolegend_")
 
 
 def _n_old_classes(run: RunFolder) -> int:

@@ -3,17 +3,23 @@
 Grouping rule: runs are averaged together when they share the experiment settings (split, strategy,
 compression, latent depth, buffer size, epochs, lr and every other override that varies) and differ only in
 the replicate dimensions: the held-out speaker, the new class and the seed.
+
+Joint training (``strategy=joint``, the upper bound) is a row of its own, ``joint (upper bound)``, last in
+its split's tables; every other run is compared with the joint run of its setting
+(:mod:`spikecl.report.joint`) in ``gap_to_joint`` (percentage points below joint).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from spikecl.report.joint import JOINT, find_joint, joint_candidates, run_config
 from spikecl.report.runs import RunFolder
 
 CHOICE = "choice."  # column prefix of hydra.runtime.choices entries
@@ -31,13 +37,20 @@ COVERED_OVERRIDES = {
     "strategy.lr", "compression", "compression.ratio", "compression.codec",
 }  # fmt: skip
 # Metrics shown in the tables (accuracies in percent), when present.
-ACCURACY_METRICS = ["acc_all", "acc_old", "acc_new", "forgetting", "acc_new_mean", "bwt"]
+ACCURACY_METRICS = ["acc_all", "gap_to_joint", "acc_old", "acc_new", "forgetting", "acc_new_mean", "bwt"]
 MEMORY_METRICS = ["buffer_bytes", "buffer_bytes_1bit"]
+# Activity of the final model, when the summary has it: firing rate per hidden layer, synaptic operations.
+RATE_METRIC = re.compile(r"^rate_l(\d+)$")
+SYNOPS_METRIC = "synops_inference"
+FINAL_TASK = "final_acc.task"  # summary.csv columns: the last accuracy-matrix row, one per task
+JOINT_LABEL = "joint (upper bound)"
+UNBOUNDED_BUFFER = 10**9  # buffer sizes from here on hold every sample (strategy=cumulative): shown as "all"
 
 
 def summary_frame(runs: Sequence[RunFolder], base: Path) -> pd.DataFrame:
     """One row per run: folder (relative to ``base`` when below it), status, choices, overrides, summary scalars."""
     rows = []
+    joints = joint_candidates(run for run in runs if run.completed)
     for run in runs:
         row: dict[str, Any] = {
             "run_dir": _relative(run.path, base),
@@ -47,6 +60,8 @@ def summary_frame(runs: Sequence[RunFolder], base: Path) -> pd.DataFrame:
         row.update({CHOICE + k: v for k, v in run.choices.items()})
         row.update({OVERRIDE + k: v for k, v in parse_overrides(run.overrides).items()})
         row.update(flat_scalars(run.summary or {}))
+        if run.completed:
+            row.update(_per_task_and_joint(run, joints))
         row["status"] = "completed" if run.completed else "incomplete"  # summary.json has its own "status"
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -56,6 +71,23 @@ def summary_frame(runs: Sequence[RunFolder], base: Path) -> pd.DataFrame:
     overrides = sorted(c for c in frame.columns if c.startswith(OVERRIDE))
     rest = [c for c in frame.columns if c not in LEADING and c not in choices and c not in overrides]
     return frame[LEADING + choices + overrides + rest]
+
+
+def _per_task_and_joint(run: RunFolder, joints: list) -> dict[str, Any]:
+    """The last accuracy-matrix row (``final_acc.task<i>``), the task names and the comparison with the joint
+    run of the same setting (kept from summary.json when the report knows none)."""
+    out: dict[str, Any] = {}
+    summary = run.summary or {}
+    matrix = summary.get("accuracy_matrix")
+    if isinstance(matrix, list) and matrix and isinstance(matrix[-1], list):
+        out.update({f"{FINAL_TASK}{i}": v for i, v in enumerate(matrix[-1])})
+    if isinstance(summary.get("task_names"), list):
+        out["task_names"] = "; ".join(str(n) for n in summary["task_names"])
+    ref = find_joint(summary, joints, config=run_config(run) if joints else None, exclude=run.path)
+    if ref is not None:
+        out["joint_acc_all"], out["gap_to_joint"] = ref.acc_all, ref.gap
+        out["joint_run"] = "" if ref.path is None else str(ref.path)
+    return out
 
 
 def parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
@@ -88,22 +120,91 @@ def grouped_tables(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
         keys = [k for k in GROUP_KEYS if k in runs.columns] + _extra_keys(runs)
         varying = [k for k in keys if runs[k].nunique(dropna=False) > 1]
         common = ", ".join(f"{k}={_fmt_value(runs[k].iloc[0])}" for k in keys if k not in varying)
-        rows = []
+        rows, joint_rows = [], []
         for _, group in _groups(runs, varying):
-            row = {k: _fmt_value(group[k].iloc[0]) for k in varying}
+            row = _setting_cells(group, varying)
             row["runs"] = str(len(group))
             for key, label in REPLICATE_KEYS.items():
                 if key in group.columns and group[key].notna().any():
                     row[label] = str(group[key].nunique())
+            joint = _is_joint_group(group)
             for metric in ACCURACY_METRICS:
-                if metric in group.columns and group[metric].notna().any():
-                    row[metric + " (%)"] = _mean_std(100.0 * pd.to_numeric(group[metric], errors="coerce"))
+                if metric in group.columns and group[metric].notna().any() and not (joint and metric == "gap_to_joint"):
+                    label = "gap to joint (pp)" if metric == "gap_to_joint" else metric + " (%)"
+                    row[label] = _mean_std(100.0 * pd.to_numeric(group[metric], errors="coerce"))
             for metric in MEMORY_METRICS:
                 if metric in group.columns and group[metric].notna().any():
                     row[metric] = human_bytes(pd.to_numeric(group[metric], errors="coerce").mean())
-            rows.append(row)
-        tables.append((str(split), common, pd.DataFrame(rows).fillna("")))
+            for metric in activity_metrics(group):
+                values = pd.to_numeric(group[metric], errors="coerce").dropna()
+                if not values.empty:
+                    row[metric] = (si_number(values.mean()) if metric == SYNOPS_METRIC else f"{values.mean():.3g}")
+            (joint_rows if joint else rows).append(row)
+        tables.append((str(split), common, pd.DataFrame(rows + joint_rows).fillna("")))
     return tables
+
+
+def per_task_tables(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """Per split: (split name, note naming the tasks, table of the final accuracy on each task in percent),
+    with the same rows as :func:`grouped_tables`, joint last: the per-class (per-task) gaps to joint."""
+    done = frame[frame["status"] == "completed"]
+    columns = sorted((c for c in done.columns if c.startswith(FINAL_TASK)), key=lambda c: int(c[len(FINAL_TASK):]))
+    if done.empty or "split" not in done.columns or not columns:
+        return []
+    tables = []
+    for split, runs in done.groupby("split", sort=True, dropna=False):
+        used = [c for c in columns if runs[c].notna().any()]
+        if not used:
+            continue
+        keys = [k for k in GROUP_KEYS if k in runs.columns] + _extra_keys(runs)
+        varying = [k for k in keys if runs[k].nunique(dropna=False) > 1]
+        names = runs["task_names"].dropna().unique() if "task_names" in runs.columns else []
+        titles = str(names[0]).split("; ") if len(names) == 1 else []
+        headers = [titles[i] if i < len(titles) else f"task {i}" for i in range(len(used))]
+        note = ("Tasks in learning order" + ("" if titles else " (their names differ between runs)")
+                + "; final test accuracy on each (%), mean ± std over the runs of a row.")
+        rows, joint_rows = [], []
+        for _, group in _groups(runs, varying):
+            row = _setting_cells(group, varying)
+            row["runs"] = str(len(group))
+            for column, header in zip(used, headers, strict=True):
+                row[header] = _mean_std(100.0 * pd.to_numeric(group[column], errors="coerce"))
+            (joint_rows if _is_joint_group(group) else rows).append(row)
+        tables.append((str(split), note, pd.DataFrame(rows + joint_rows).fillna("")))
+    return tables
+
+
+def activity_metrics(frame: pd.DataFrame) -> list[str]:
+    """The activity columns present: ``rate_l1 .. rate_lL`` in layer order, then ``synops_inference``."""
+    rates = sorted((c for c in frame.columns if RATE_METRIC.match(c)), key=lambda c: int(RATE_METRIC.match(c)[1]))
+    return rates + ([SYNOPS_METRIC] if SYNOPS_METRIC in frame.columns else [])
+
+
+def si_number(n: float) -> str:
+    """``1.23 M``-style numbers (k, M, G, T) for operation counts."""
+    if n is None or not math.isfinite(n):
+        return ""
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.3g}"
+
+
+def _setting_cells(group: pd.DataFrame, varying: list[str]) -> dict[str, str]:
+    row = {}
+    for k in varying:
+        value = group[k].iloc[0]
+        if k == "strategy" and value == JOINT:
+            row[k] = JOINT_LABEL
+        elif k == "buffer_size" and isinstance(value, (int, float)) and value >= UNBOUNDED_BUFFER:
+            row[k] = "all"
+        else:
+            row[k] = _fmt_value(value)
+    return row
+
+
+def _is_joint_group(group: pd.DataFrame) -> bool:
+    return "strategy" in group.columns and (group["strategy"] == JOINT).all()
 
 
 def markdown_table(table: pd.DataFrame) -> str:

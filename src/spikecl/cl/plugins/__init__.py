@@ -9,15 +9,28 @@ One module each:
 - :mod:`~spikecl.cl.plugins.si`: Synaptic Intelligence (:class:`SI`);
 - :mod:`~spikecl.cl.plugins.lwf`: Learning without Forgetting (:class:`LwF`);
 - :mod:`~spikecl.cl.plugins.align`: weight aligning of the readout after each task (:class:`WeightAlign`);
+- :mod:`~spikecl.cl.plugins.joint`: joint training on every task's train data, the upper bound, as a
+  plugin of the pretraining strategy (:class:`JointTraining`);
+- :mod:`~spikecl.cl.plugins.balanced_loss`: every class present in a minibatch weighs the same in its loss
+  (:class:`ClassBalancedLoss`);
+- :mod:`~spikecl.cl.plugins.consolidation`: a few epochs on the replay buffer alone after every task, the
+  sleep phase of sleep-enhanced latent replay (:class:`Consolidation`);
+- :mod:`~spikecl.cl.plugins.short_replay`: replay of the stored activity at T / r steps without
+  decompression, with adapted time constants (:class:`ShortTimeReplay`, Replay4NCL);
 
 :mod:`~spikecl.cl.plugins.params` holds what several of them share.
 """
 
 from spikecl.cl.plugins.align import WeightAlign
+from spikecl.cl.plugins.balanced_loss import ClassBalancedLoss
+from spikecl.cl.plugins.consolidation import Consolidation
 from spikecl.cl.plugins.ewc import EWC
+from spikecl.cl.plugins.joint import JointTraining
 from spikecl.cl.plugins.lwf import LwF
 from spikecl.cl.plugins.readout import NewClassReadout
 from spikecl.cl.plugins.replay import Replay
+from spikecl.cl.plugins.short_replay import ShortTimeReplay
 from spikecl.cl.plugins.si import SI
 
-__all__ = ["EWC", "SI", "LwF", "NewClassReadout", "Replay", "WeightAlign"]
+__all__ = ["EWC", "SI", "JointTraining", "LwF", "NewClassReadout", "Replay", "WeightAlign", "ClassBalancedLoss",
+           "Consolidation", "ShortTimeReplay"]

@@ -1,0 +1,193 @@
+"""Consolidation phase: a few epochs on the replay buffer alone after every task (the "sleep" phase).
+
+After the last epoch of task t (``after_task``), ``epochs`` more epochs train the task's trainable
+parameters on the samples of the :class:`~spikecl.cl.plugins.replay.Replay` plugin's buffer only, as the
+sleep phase of sleep-enhanced latent replay: the network, just fitted to the new data, rehearses what it
+stored of the old classes with nothing new to pull it away. With ``include_new`` the task's own train
+samples (``ctx.new``) join the phase, so that the class just learned is rehearsed too.
+
+Every epoch is one pass of the loop's own epoch function, ``ctx.strategy.train_epoch``, over a minibatch
+plan this plugin writes into ``ctx.batches`` (the loop's plan is restored after): the same loss, the same
+optimiser (``ctx.optimizer``, the task's, its state kept; every learning rate times ``lr_scale`` during the
+phase) and every plugin's ``loss`` and ``after_backward`` hooks (an EWC, SI or LwF term keeps acting; SI
+also integrates the phase's path). The minibatches are **class-balanced**: with K classes in the phase
+and m the largest class's count, every class contributes m samples per epoch (a smaller class repeats its
+samples, each pass in a fresh random order), laid out in rows of one sample of every class (classes in a
+random order within a row) and cut into minibatches of ``strategy.batch_size``, so every minibatch holds
+each class floor or ceil(B / K) times. The plan's order draws from the stream [seed, 6, t, epoch].
+
+Noise on the replayed activity (the stored activity, before it enters: decoded spikes at depth >= 1, the
+input current at 0, raw input counts for rehearsal) with a generator seeded from [seed, 5, t, epoch]:
+
+- ``none``: as stored;
+- ``dropout``: every stored spike is dropped with probability ``p`` (a count of c spikes keeps
+  Binomial(c, 1 - p) of them; an input current value, which is not made of spikes, is zeroed with
+  probability ``p``);
+- ``jitter``: every nonzero stored entry (a spike, a count, a current value) moves by an offset drawn
+  uniformly from -``jitter`` .. ``jitter`` steps, clipped to the sample's steps; entries that meet at one
+  step add up, and a neuron's spikes that meet count once (stored spikes stay 0/1).
+
+Ordering: Replay stores a task's samples lazily, at the next ``before_task``, so at ``after_task`` its
+buffer still holds the earlier tasks' samples only: the phase rehearses the old classes (plus the new
+task's with ``include_new``), whatever the order of the plugins. The loop un-freezes every parameter before
+``after_task``; the phase trains only ``ctx.trainable`` (:func:`spikecl.engine.frozen_except`) and
+un-freezes everything again after. Other plugins' ``after_task`` hooks see the consolidated weights if they
+come after this plugin in ``strategy.plugins`` (EWC's Fisher, for instance), the unconsolidated ones if
+before. Evaluation after the task sees the consolidated weights (the experiment re-evaluates when an
+``after_task`` hook changed them).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from spikecl.cl.plugin import Plugin
+from spikecl.cl.plugins.replay import Replay
+from spikecl.cl.sources import BufferSource
+from spikecl.engine import Part, Source, check_finite, frozen_except, minibatches
+from spikecl.errors import ConfigError
+from spikecl.utils import checks
+
+if TYPE_CHECKING:
+    from spikecl.cl.context import Context
+
+NOISES = ("none", "dropout", "jitter")
+
+
+def generator_for(entropy: list[int], device: torch.device) -> torch.Generator:
+    """A torch generator on ``device`` seeded from a NumPy seed sequence of ``entropy``."""
+    seed = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> np.uint64(1))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def spike_dropout(z: Tensor, p: float, kind: str, generator: torch.Generator) -> Tensor:
+    """Drop every spike of ``z`` [B, T, W] with probability ``p`` (see the module docstring)."""
+    if kind == "counts":
+        return torch.binomial(z.float(), torch.full_like(z, 1.0 - p, dtype=torch.float32), generator=generator)
+    keep = torch.rand(z.shape, generator=generator, device=z.device) >= p
+    return z * keep
+
+
+def spike_jitter(z: Tensor, jitter: int, kind: str, generator: torch.Generator) -> Tensor:
+    """Move every nonzero entry of ``z`` [B, T, W] by up to ``jitter`` steps (see the module docstring)."""
+    b, t, w = z.nonzero(as_tuple=True)
+    shift = torch.randint(-jitter, jitter + 1, t.shape, generator=generator, device=z.device)
+    out = torch.zeros_like(z, dtype=torch.float32)
+    out.index_put_((b, (t + shift).clamp_(0, z.shape[1] - 1), w), z[b, t, w].float(), accumulate=True)
+    return out.clamp_(max=1.0) if kind == "spikes" else out
+
+
+class NoisyReplay:
+    """A buffer source whose stored activity is perturbed before it enters (a thin wrapper of
+    :class:`~spikecl.cl.sources.BufferSource`); one generator serves the epoch's minibatches in order."""
+
+    def __init__(self, source: BufferSource, noise: str, p: float, jitter: int, generator: torch.Generator) -> None:
+        self.source, self.noise, self.p, self.jitter, self.generator = source, noise, p, jitter, generator
+
+    @property
+    def labels(self) -> Tensor:
+        return self.source.labels
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def entry(self, idx: np.ndarray) -> Tensor:
+        z, kind = self.source.activity(idx), self.source.buffer.kind
+        if self.noise == "dropout":
+            z = spike_dropout(z, self.p, kind, self.generator)
+        elif self.noise == "jitter":
+            z = spike_jitter(z, self.jitter, kind, self.generator)
+        return self.source.enter(z)
+
+
+def balanced_plan(parts: list[tuple[Source, bool]], batch_size: int, rng: np.random.Generator) -> list[list[Part]]:
+    """Class-balanced minibatches over every sample of the ``(source, replayed)`` pairs (module docstring)."""
+    labels = np.concatenate([src.labels.cpu().numpy() for src, _ in parts])
+    owner = np.concatenate([np.full(len(src), k) for k, (src, _) in enumerate(parts)])
+    local = np.concatenate([np.arange(len(src)) for src, _ in parts])
+    classes, counts = np.unique(labels, return_counts=True)
+    if not classes.size:
+        return []
+    m = int(counts.max())
+    columns = []
+    for c in classes:
+        members = np.flatnonzero(labels == c)
+        passes = [rng.permutation(members) for _ in range(math.ceil(m / members.size))]
+        columns.append(np.concatenate(passes)[:m])
+    grid = np.stack(columns, axis=1)  # [m, K]: row r holds the r-th sample of every class
+    grid = np.take_along_axis(grid, np.argsort(rng.random(grid.shape), axis=1), axis=1)
+    plan = []
+    for b in minibatches(grid.reshape(-1), batch_size):
+        plan.append([Part(parts[k][0], local[b[owner[b] == k]], parts[k][1]) for k in range(len(parts))
+                     if (owner[b] == k).any()])
+    return plan
+
+
+class Consolidation(Plugin):
+    """Train on the replay buffer alone after every task (see the module docstring).
+
+    Args:
+        epochs: epochs of the phase (0: none).
+        lr_scale: the phase's learning rates are the task's times this.
+        noise: ``none``, ``dropout`` or ``jitter``, on the replayed activity.
+        p: the dropout probability of a spike.
+        jitter: the largest shift of a spike, in steps.
+        include_new: also rehearse the task's own train samples (without noise).
+    """
+
+    def __init__(self, epochs: int = 2, lr_scale: float = 1.0, noise: str = "none", p: float = 0.1,
+                 jitter: int = 1, include_new: bool = False) -> None:
+        self.epochs = checks.integer("epochs", epochs, 0)
+        self.lr_scale = checks.number("lr_scale", lr_scale)
+        self.noise = checks.one_of("noise", noise, NOISES)
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ConfigError(f"p={p!r} is not valid; it must be in [0, 1), e.g. 0.1")
+        self.p = float(p)
+        self.jitter = checks.integer("jitter", jitter, 0)
+        self.include_new = checks.boolean("include_new", include_new)
+
+    def _replay(self, ctx: Context) -> Replay:
+        replay = ctx.strategy.plugin(Replay)
+        if replay is None:
+            raise ConfigError("the Consolidation plugin needs a Replay plugin in the same strategy "
+                              "(e.g. strategy=latent_replay)")
+        return replay
+
+    def before_task(self, ctx: Context, task: int) -> None:
+        self._replay(ctx)  # fail before training, not after it
+
+    def after_task(self, ctx: Context, task: int) -> None:
+        source = self._replay(ctx).source
+        if self.epochs == 0 or source is None or len(source) == 0:
+            return
+        model, optimizer, saved_batches = ctx.model, ctx.optimizer, ctx.batches
+        saved_lr = [group["lr"] for group in optimizer.param_groups]
+        frozen_except(model, ctx.trainable)
+        try:
+            for group in optimizer.param_groups:
+                group["lr"] = group["lr"] * self.lr_scale
+            with torch.inference_mode(False), torch.enable_grad():
+                for epoch in range(1, self.epochs + 1):
+                    replayed = source
+                    if self.noise != "none":
+                        replayed = NoisyReplay(source, self.noise, self.p, self.jitter,
+                                               generator_for([ctx.seed, 5, task, epoch], ctx.device))
+                    parts: list[tuple[Source, bool]] = [(replayed, True)]
+                    if self.include_new and ctx.new is not None and len(ctx.new):
+                        parts.append((ctx.new, False))
+                    rng = np.random.default_rng([ctx.seed, 6, task, epoch])
+                    ctx.batches = balanced_plan(parts, ctx.strategy.batch_size, rng)
+                    run = partial(ctx.strategy.train_epoch, ctx, task, f"consolidation {task} epoch {epoch}")
+                    loss = ctx.timer.run(run)
+                    check_finite(loss, "consolidation", task, epoch, f"{ctx.strategy.config_key}.lr")
+        finally:
+            for group, lr in zip(optimizer.param_groups, saved_lr):
+                group["lr"] = lr
+            ctx.batches = saved_batches
+            frozen_except(model, model.parameters())

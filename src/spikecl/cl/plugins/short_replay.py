@@ -1,0 +1,115 @@
+"""Short-time replay (after Replay4NCL, DAC 2025): replay the stored activity at T / r steps, undecoded.
+
+A buffer compressed 1:r (``compression.ratio``) stores one step per window of r steps. Plain replay decodes
+it back to T steps; short-time replay runs the trained layers on the T / r stored steps as they are (bool
+spikes for ``or_impulse``; the window's spike count, or its sum for ``sum_impulse``, as the input of that
+step otherwise), with the time constants adapted so that one step decays as much as r steps did:
+
+    alpha' = alpha^r,   beta' = beta^r,   threshold' = threshold_scale * threshold,
+
+in every LIF layer above the depth and in the readout (whose kernel is built for T / r steps with alpha',
+beta'), through :meth:`spikecl.models.lif.RSNN.time_scaled`. The LIF equations of
+:mod:`spikecl.models.lif` are otherwise unchanged, step for step:
+
+    syn[t+1] = alpha' * syn[t] + h[t],   mem[t+1] = (beta' * mem[t] + syn[t]) * (1 - s[t]),
+    s[t] = H(mem[t] - threshold'),       t = 0 .. T / r - 1.
+
+The class score is still the maximum of the readout record over its T / r + 1 entries. Each step now
+carries up to r steps' input while the membrane integrates r times fewer steps, so activity above the
+depth changes: ``threshold_scale`` (< 1 lowers the threshold) is the knob Replay4NCL adapts, 1 by default.
+Replay costs r times fewer time steps per sample and no decompression. New data and evaluation run at
+full resolution with the model's own constants; only replayed minibatches are short.
+
+Replayed minibatches run at their own time resolution, so they must be minibatches of their own: the
+Replay plugin's ``mix`` must be ``sequential`` or ``interleaved`` (``mixed`` is rejected). The plugin
+rewrites every epoch's plan (``before_epoch``, after Replay's, so it must come after the Replay plugin
+in ``strategy.plugins``; this is checked) so that the replayed parts read the buffer's *encoded*
+activity (:class:`~spikecl.cl.sources.BufferSource` with ``encoded=True``). The time scaling and the
+learning-rate scale of replayed minibatches need one loop hook, ``minibatch_context(ctx, parts)``: a
+context manager (or None) that the loop enters around each minibatch's forward pass, loss, backward pass
+and optimiser step. Inside it, the model runs under ``time_scaled(r, threshold_scale)`` and every
+learning rate of ``ctx.optimizer`` is multiplied by ``lr_scale`` (restored at the exit). The learning
+rate is scaled in the optimiser's parameter groups, not by scaling the loss: for Adam(ax), whose step is
+invariant to a constant scale of the gradients, a scaled loss would change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING
+
+from spikecl.cl.plugin import Plugin
+from spikecl.cl.plugins.replay import Replay
+from spikecl.cl.sources import BufferSource
+from spikecl.engine import Part
+from spikecl.errors import ConfigError
+from spikecl.utils import checks
+
+if TYPE_CHECKING:
+    from spikecl.cl.context import Context
+
+
+@contextmanager
+def scaled_lr(optimizer, scale: float) -> Iterator[None]:
+    """Every parameter group's learning rate times ``scale`` inside the block."""
+    saved = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] * scale
+    try:
+        yield
+    finally:
+        for group, lr in zip(optimizer.param_groups, saved):
+            group["lr"] = lr
+
+
+class ShortTimeReplay(Plugin):
+    """Replay the buffer's encoded activity at T / r steps with adapted constants (see the module docstring).
+
+    Args:
+        threshold_scale: the LIF threshold of replayed minibatches is the model's times this.
+        lr_scale: the learning rates of replayed minibatches are the task's times this.
+    """
+
+    def __init__(self, threshold_scale: float = 1.0, lr_scale: float = 1.0) -> None:
+        self.threshold_scale = checks.number("threshold_scale", threshold_scale)
+        self.lr_scale = checks.number("lr_scale", lr_scale)
+        self._source: BufferSource | None = None
+
+    def before_task(self, ctx: Context, task: int) -> None:
+        replay = ctx.strategy.plugin(Replay)
+        if replay is None:
+            raise ConfigError("the ShortTimeReplay plugin needs a Replay plugin in the same strategy")
+        if replay.mix == "mixed":
+            raise ConfigError("ShortTimeReplay needs replay minibatches of their own: set the Replay plugin's "
+                              "mix to sequential or interleaved, not mixed")
+        order = list(ctx.strategy.plugins.values())
+        if order.index(self) < order.index(replay):
+            raise ConfigError("the ShortTimeReplay plugin must come after the Replay plugin in strategy.plugins")
+        full = replay.source
+        self._source = None if full is None else BufferSource(full.buffer, full.model, full.depth, full.raw_input,
+                                                              encoded=True)
+
+    def before_epoch(self, ctx: Context, task: int, epoch: int) -> None:
+        if self._source is None:
+            return
+        buffer = self._source.buffer
+        ctx.batches = [[Part(self._source, p.idx, True) if p.replayed and getattr(p.source, "buffer", None) is buffer
+                        else p for p in parts] for parts in ctx.batches]
+
+    def minibatch_context(self, ctx: Context, parts: list[Part]) -> AbstractContextManager | None:
+        """The scaled constants and learning rates for a minibatch of short-time replay, else None."""
+        short = [p.source is self._source for p in parts]
+        if self._source is None or not any(short):
+            return None
+        if not all(short):
+            raise ValueError("a minibatch mixes short-time replay with full-resolution samples")
+        return self._scaled(ctx)
+
+    @contextmanager
+    def _scaled(self, ctx: Context) -> Iterator[None]:
+        with ctx.model.time_scaled(self._source.ratio, self.threshold_scale), scaled_lr(ctx.optimizer, self.lr_scale):
+            yield
+
+    def after_task(self, ctx: Context, task: int) -> None:
+        self._source = None
