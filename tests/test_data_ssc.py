@@ -168,12 +168,13 @@ def test_splits_on_ssc(ssc: tuple[Path, dict[str, dict], SpikeDataset], protocol
     tasks = Progressive(old, new).tasks(ds, partition, seed=0)
     assert [t.name for t in tasks] == ["pretrain"] + [f"class {c}" for c in new]
     assert tasks[0].classes == old and [t.classes for t in tasks[1:]] == [[c] for c in new]
-    used = np.concatenate([np.concatenate([t.train, t.test]) for t in tasks])
+    used = np.concatenate([np.concatenate([t.train, t.val, t.test]) for t in tasks])
     assert np.array_equal(np.sort(used), np.arange(len(ds)))  # every sample once, none in two parts
     for t in tasks:
         assert set(ds.labels[t.train]) == set(ds.labels[t.test]) == set(t.classes)
-        if protocol == "official":  # valid samples count as train until the lead uses them for validation
-            assert set(ds.origin[t.test]) == {"test"} and set(ds.origin[t.train]) == {"train", "valid"}
+        if protocol == "official":  # SSC's own validation file is the validation part
+            assert set(ds.origin[t.test]) == {"test"} and set(ds.origin[t.train]) == {"train"}
+            assert set(ds.origin[t.val]) == {"valid"}
     (pre, last) = ClassIncremental(new_class=34).tasks(ds, partition, seed=0)
     assert last.classes == [34] and pre.classes == list(range(34))
     with pytest.raises(ConfigError, match="35"):

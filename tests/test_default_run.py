@@ -22,7 +22,7 @@ def default_cfg(*overrides: str):
 def test_default_config_is_the_headline_experiment():
     cfg = default_cfg()
     assert cfg.dataset.name == "synthetic" and cfg.dataset.root is None
-    assert cfg.split.name == "progressive"
+    assert cfg.split._target_ == "spikecl.data.Progressive"
     assert list(cfg.split.old_classes) == list(range(10)) and list(cfg.split.new_classes) == list(range(10, 20))
     assert cfg.strategy.name == "latent_replay" and cfg.strategy.latent_depth == 1
     assert cfg.compression.ratio == 2

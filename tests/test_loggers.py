@@ -81,7 +81,7 @@ def test_mlflow_store(tmp_path):
 def test_logger_configs_and_multi(tmp_path):
     configs = [OmegaConf.load(config_dir() / "logger" / f"{name}.yaml") for name in ("csv", "tensorboard")]
     pytest.importorskip("tensorboard")
-    multi = MultiLogger(configs, run_dir=tmp_path)
+    multi = MultiLogger([instantiate(c, run_dir=tmp_path) for c in configs])
     assert [type(x).__name__ for x in multi.loggers] == ["CSVLogger", "TensorBoardLogger"]
     feed(multi)
     assert (tmp_path / "scalars.csv").is_file() and any((tmp_path / "tensorboard").iterdir())

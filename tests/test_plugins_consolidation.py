@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikecl.cl import Context, Strategy
+from spikecl.cl import Context, Plugin, Strategy
 from spikecl.cl.compression import Compression
 from spikecl.cl.plugins import Consolidation, NewClassReadout, Replay
 from spikecl.cl.plugins.consolidation import balanced_plan, generator_for, spike_dropout, spike_jitter
@@ -121,3 +121,27 @@ def test_jitter_moves_each_spike_by_at_most_its_range():
     both[0, 0, 0] = both[0, 2, 0] = 1.0
     merged = [spike_jitter(both, 1, "spikes", g).max().item() for _ in range(30)]
     assert max(merged) == 1.0  # spikes meeting at one step count once
+
+
+class Seen(Plugin):
+    """Records the classes and the replayed mask of every minibatch trained (here: the phase's only)."""
+
+    def __init__(self):
+        self.batches = []
+
+    def loss(self, ctx, batch, out):
+        self.batches.append((batch.labels.tolist(), batch.replayed.tolist()))
+
+
+@pytest.mark.parametrize("include_new", [True, False])
+def test_the_phase_rehearses_the_buffer_and_with_include_new_the_task_s_samples(include_new):
+    seen = Seen()
+    ctx = context()
+    strategy(0, sleep=Consolidation(epochs=1, include_new=include_new), seen=seen).learn(ctx, 1)
+    labels = [y for ys, _ in seen.batches for y in ys]
+    replayed = [r for _, rs in seen.batches for r in rs]
+    new_class = ctx.tasks[1].classes[0]
+    assert (new_class in labels) == include_new
+    assert all(r == (y != new_class) for y, r in zip(labels, replayed))
+    counts = np.bincount(labels)
+    assert len(set(counts[counts > 0])) == 1  # every class m times (m: the largest class's count)

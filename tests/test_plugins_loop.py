@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from spikecl.cl import Context, Strategy
-from spikecl.cl.plugins import EWC, SI, L2Pull, LwF, WeightAlign
+from spikecl.cl.plugins import EWC, SI, LwF, WeightAlign
+from tests.example_plugin.l2_pull import L2Pull
 from spikecl.models.lif import RSNN
 from tests.factories import clustered_dataset
 from tests.plugin_context import task

@@ -40,6 +40,7 @@ def make_run(
     metrics: bool = True,
     tasks: int = 1,
     overrides: list[str] | None = None,
+    extra: dict | None = None,
 ) -> Path:
     """A run folder: .hydra records, metrics.csv and (unless status is None) summary.json."""
     hydra_dir = folder / ".hydra"
@@ -88,6 +89,8 @@ def make_run(
             summary["forgetting_per_task"] = [0.0] * tasks
             summary["acc_new_mean"] = 0.8
             summary["bwt"] = -0.02
+            summary["task_names"] = ["pretrain"] + [f"class {c}" for c in range(10, 10 + tasks)]
+        summary.update(extra or {})
         (folder / "summary.json").write_text(json.dumps(summary))
     return folder
 
@@ -268,3 +271,136 @@ def test_figure_data_follow_the_paper(sweep: Path) -> None:
     assert list(line.get_xdata()) == list(range(EPOCHS + 1))  # epoch 0: before CL
     assert line.get_ydata()[0] == pytest.approx(45.0)
     assert line.get_ydata()[-1] == pytest.approx(100 * (accuracy(1, 640, 0) + accuracy(1, 640, 1)) / 2)
+
+
+# ------------------------------------------------------------------------------------ joint and activity
+
+JOINT_ACC = 0.95
+
+
+def add_joint(root: Path, *, split: str = "progressive", seed: int = 0, tasks: int = 4, **kwargs) -> Path:
+    """A joint-training run (strategy=joint) of the fixture's progressive setting: every row the same."""
+    row = [JOINT_ACC - 0.01 * t for t in range(tasks + 1)]
+    return make_run(root / f"joint-{split}-seed{seed}", split=split, strategy="joint", depth=None, buffer=0,
+                    speaker=None if split == "progressive" else 0, tasks=tasks, seed=seed,
+                    extra={"acc_all": JOINT_ACC, "accuracy_matrix": [row] * (tasks + 1), "buffer_samples": 0,
+                           "buffer_bytes": 0, "buffer_bytes_1bit": 0, "epochs": 0, **kwargs})  # fmt: skip
+
+
+def table_rows(text: str, heading: str) -> list[list[str]]:
+    """The cells of the markdown table right under ``heading`` (the first one after it)."""
+    lines = text.splitlines()
+    start = lines.index(heading)
+    rows, inside = [], False
+    for line in lines[start + 1:]:
+        if line.startswith("|"):
+            inside = True
+            rows.append([c.strip() for c in line.strip("|").split("|")])
+        elif inside:
+            break
+    return rows
+
+
+def test_joint_is_the_upper_bound_of_every_method_of_its_setting(sweep: Path) -> None:
+    add_joint(sweep)
+    add_joint(sweep / "other", seed=1)  # another seed: the reference of no fixture run
+    result = write_report([sweep])
+    frame = pd.read_csv(result.summary_csv)
+    progressive = frame[(frame["split"] == "progressive") & (frame["strategy"] == "latent_replay")]
+    assert len(progressive) == 2
+    for _, row in progressive.iterrows():
+        assert row["joint_acc_all"] == pytest.approx(JOINT_ACC)
+        assert row["gap_to_joint"] == pytest.approx(JOINT_ACC - row["acc_all"])
+        assert row["joint_run"].endswith("joint-progressive-seed0")
+    assert frame.loc[frame["split"] == "sample_incremental", "gap_to_joint"].isna().all()  # no joint there
+    assert {f"final_acc.task{i}" for i in range(5)} <= set(frame.columns)
+
+    text = result.report_md.read_text()
+    rows = table_rows(text, "### progressive")
+    header, body = rows[0], rows[2:]
+    assert body[-1][0] == "joint (upper bound)"  # last, and named
+    gap = header.index("gap to joint (pp)")
+    assert body[-1][gap] == ""  # no gap of joint to itself
+    d0 = next(r for r in body if r[header.index("latent_depth")] == "0")
+    assert d0[gap] == f"{100 * (JOINT_ACC - accuracy(0, 64, 0)):.1f}"
+    assert body[-1][header.index("runs")] == "2" and body[-1][header.index("seeds")] == "2"
+
+    assert "## Final accuracy per task" in text
+    per_task = table_rows(text, "## Final accuracy per task")
+    header, body = per_task[0], per_task[2:]
+    assert header[-5:] == ["pretrain", "class 10", "class 11", "class 12", "class 13"]
+    joint = body[-1]
+    assert joint[0] == "joint (upper bound)"
+    assert joint[-5:] == [f"{100 * (JOINT_ACC - 0.01 * t):.1f} ± 0.0" for t in range(5)]  # two seeds
+    assert all(r[-5:] == ["90.0"] * 5 for r in body[:-1])
+
+    from spikecl.report import plots
+    from spikecl.report.table import flat_scalars
+
+    done = [run for run in (load_run(p) for p in find_run_folders([sweep])) if run.completed]
+    frame = pd.DataFrame([{**flat_scalars(r.summary), "_index": i} for i, r in enumerate(done)])
+    fig6 = plots._progressive(frame[frame["split"] == "progressive"], plots._MetricsCache(done), done)
+    labels = [line.get_label() for line in fig6.axes[0].lines]
+    assert labels.count("joint (upper bound)") == 1 and not any(label.startswith("joint ") and "runs" in label
+                                                                for label in labels)  # never a curve
+    joint_line = next(line for line in fig6.axes[0].lines if line.get_label() == "joint (upper bound)")
+    assert list(joint_line.get_ydata()) == [pytest.approx(100 * JOINT_ACC)] * 2  # both seeds' mean: equal here
+
+
+def test_find_joint_matches_data_split_seed_and_partition(tmp_path: Path) -> None:
+    from spikecl.report.joint import JOINT, find_joint, joint_figures, same_setting, sibling_runs
+
+    joint = add_joint(tmp_path / "sweep")
+    run = make_run(tmp_path / "sweep" / "lr", split="progressive", depth=1, buffer=64, speaker=None, tasks=4)
+    summary = read_completed_summary(run)
+    ref = find_joint(summary, sibling_runs(run))
+    assert ref is not None and ref.path.resolve() == joint.resolve()
+    assert ref.gap == pytest.approx(JOINT_ACC - summary["acc_all"])
+    assert ref.per_task_gap == pytest.approx([JOINT_ACC - 0.01 * t - 0.9 for t in range(5)])
+    figures = joint_figures(summary, [tmp_path / "sweep"], exclude=run)
+    assert figures["joint_acc_all"] == JOINT_ACC and figures["joint_run"] == str(joint)
+    assert joint_figures({**summary, "seed": 1}, [tmp_path / "sweep"])["gap_to_joint"] is None
+    assert joint_figures({**summary, "task_names": ["pretrain", "class 12"]}, [tmp_path])["joint_acc_all"] is None
+    assert find_joint({**summary, "strategy": JOINT}, []).gap == 0.0  # a joint run is its own reference
+    # The partition, when both configs record it (config.yaml, else .hydra/config.yaml).
+    assert same_setting(summary, summary, {"dataset": {"test_fraction": 0.2}}, {"dataset": {"test_fraction": 0.2}})
+    assert not same_setting(summary, summary, {"dataset": {"test_fraction": 0.2}}, {"dataset": {"test_fraction": 0.3}})
+    assert same_setting(summary, summary, {"model": {"hidden": [3]}}, {"pretrain": {"lr": 1}})  # unknown: no veto
+    assert same_setting(summary, summary, {"pretrain": {"lr": "${x}"}}, {"pretrain": {"lr": 0.1}})  # unresolved
+    (joint / "config.yaml").write_text(yaml.safe_dump({"dataset": {"val_fraction": 0.0}}))
+    assert find_joint(summary, [joint], config={"dataset": {"val_fraction": 0.1}}) is None
+    assert find_joint(summary, [joint], config={"dataset": {"val_fraction": 0.0}}) is not None
+
+
+def test_activity_columns_and_the_synops_figure(tmp_path: Path) -> None:
+    for depth, ops in ((1, 2.0e6), (2, 1.5e6)):
+        make_run(tmp_path / f"lr-d{depth}", depth=depth,
+                 extra={"rate_l1": 0.02 * depth, "rate_l2": 0.01, "rate_l10": 0.5, "synops_inference": ops})
+    make_run(tmp_path / "naive", strategy="naive", depth=None, buffer=0, extra={"synops_inference": 3.0e6})
+    add_joint(tmp_path, split="sample_incremental", tasks=1, synops_inference=2.5e6)
+    make_run(tmp_path / "unmeasured", depth=1, speaker=1)  # no activity figures: blank cells, no failure
+    result = write_report([tmp_path])
+    text = result.report_md.read_text()
+    header = table_rows(text, "### sample_incremental")[0]
+    assert [c for c in header if c.startswith(("rate_", "synops"))] == ["rate_l1", "rate_l2", "rate_l10",
+                                                                      "synops_inference"]
+    assert "| 1.5 M |" in text and "| 0.04 |" in text
+    path = tmp_path / "plots" / "acc_vs_synops_sample_incremental.png"
+    assert path in result.plots and path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 10_000
+
+    from spikecl.report import plots
+
+    frame = pd.read_csv(result.summary_csv)
+    fig = plots._acc_vs_synops(frame[frame["status"] == "completed"], "sample_incremental")
+    synops_ax, memory_ax = fig.axes[:2]
+    assert synops_ax.get_xscale() == "log"
+    labels = {t.get_text() for t in synops_ax.get_legend().get_texts()}
+    assert labels == {"latent_replay", "naive", "joint (upper bound)"}
+    assert "joint (upper bound)" in {t.get_text() for t in memory_ax.get_legend().get_texts()}
+
+
+def test_synops_figure_is_skipped_without_the_key(sweep: Path) -> None:
+    text = write_report([sweep]).report_md.read_text()
+    note = "`acc_vs_synops_sample_incremental.png`: no synops_inference/acc_all in the sample_incremental summaries"
+    assert note in text
+    assert "rate_l1" not in text and "synops_inference |" not in text

@@ -29,6 +29,9 @@ from spikecl.config import check_across
 from spikecl.data import SpikeFiles, Split
 from spikecl.engine import EvalSettings, Evaluation, SpikeRegulariser, Timer, evaluate, show_progress
 from spikecl.errors import ConfigError
+from spikecl.loggers import MultiLogger
+from spikecl.measure import compare_replay, measure
+from spikecl.report.joint import joint_figures, sibling_runs
 from spikecl.pretrain import cache_key, data_fingerprint, index_hash, pretrained
 from spikecl.utils import checks
 from spikecl.utils.atomic import write_json, write_text, write_with
@@ -124,7 +127,10 @@ class Experiment:
         torch.manual_seed(self.seed)
         self.model = build(cfg.model, "model", nb_outputs=nb_outputs).to(self.device)
 
-        self.recorder = Recorder(self.folder / "metrics.csv", self.tasks)
+        self.logger = MultiLogger([build(node, f"logger.{name}", run_dir=self.folder)
+                                   for name, node in (cfg.get("logger") or {}).items()])
+        self.recorder = Recorder(self.folder / "metrics.csv", self.tasks, self.logger)
+        self.activity: list[dict[str, float]] = []  # firing and synaptic-operation figures after each task
         self.ctx = Context(model=self.model, data=self.data, tasks=self.tasks, device=self.device, seed=self.seed,
                            compression=self.compression, reg=self.reg, progress=progress,
                            timer=Timer(), on_epoch=self._on_epoch)
@@ -178,13 +184,34 @@ class Experiment:
         (no epoch ran when epochs=0; weight aligning changes the readout after the last epoch), else a new
         one, whose test rows then join metrics.csv."""
         ev, weights = self._last.pop((task, data), (None, None))
-        if ev is not None and all(torch.equal(a, b) for a, b in zip(weights, self.model.parameters())):
-            return ev
-        ev = self.evaluate(data)
+        if ev is None or not all(torch.equal(a, b) for a, b in zip(weights, self.model.parameters())):
+            ev = self.evaluate(data)
+            if data == "test":
+                strategy = self.pretraining if task == 0 else self.strategy
+                self.recorder.record("cl", task, strategy.epochs if task else 0, ev, self.progressive, data=data)
         if data == "test":
-            strategy = self.pretraining if task == 0 else self.strategy
-            self.recorder.record("cl", task, strategy.epochs if task else 0, ev, self.progressive, data=data)
+            self.activity.append(self.measure_activity())
+            self.recorder.annotate(self.activity[-1])
         return ev
+
+    def measure_activity(self) -> dict[str, float]:
+        """Firing rates, silent neurons, sparsity per hidden layer and synaptic operations per sample (for
+        inference, and for a training step at the latent depth) on every task's test samples."""
+        indices = np.concatenate([t.test for t in self.tasks])
+        return measure(self.model, self.data.spikes, indices, self.eval.batch_size, self.device,
+                       step_seconds=self.files.max_time / self.files.nb_steps, train_depth=self.strategy.latent_depth)
+
+    def replay_activity(self) -> list[dict[str, float | str]]:
+        """What the buffer's time compression does to the replayed activity (rates before compression and
+        after decompression, and in the layers above), on up to 256 pretraining train samples; empty
+        without a latent replay buffer."""
+        replay = self.strategy.plugin(Replay)
+        if replay is None or replay.stores != "latent" or replay.buffer is None:
+            return []
+        idx = self.tasks[0].train[:256]
+        x = self.data.spikes.csr(idx, device=self.device)
+        return compare_replay(self.model, x, self.strategy.depth, [replay.buffer.ratio], [replay.buffer.codec],
+                              self.data.spikes.nb_steps)
 
     # ---------------------------------------------------------------------------------------- phases
 
@@ -249,6 +276,7 @@ class Experiment:
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "plugins": {name: plugin.state_dict() for name, plugin in self.strategy.plugins.items()},
             "matrix": self.matrix, "val_matrix": self.val_matrix, "rows": self.recorder.rows,
+            "activity": self.activity,
             "timer": (self.ctx.timer.seconds, self.ctx.timer.samples),
             "pretrain_info": self.pretrain_info, "pretrain_cached": self.pretrain_cached,
             "before": dataclasses.asdict(self.before), "after": dataclasses.asdict(self.after),
@@ -261,7 +289,7 @@ class Experiment:
         self.model.load_state_dict(state["model"])
         for name, plugin_state in state["plugins"].items():
             self.strategy.plugins[name].load_state_dict(plugin_state)
-        self.matrix, self.val_matrix = state["matrix"], state["val_matrix"]
+        self.matrix, self.val_matrix, self.activity = state["matrix"], state["val_matrix"], state["activity"]
         self.recorder.rows[:] = state["rows"]
         self.ctx.timer.seconds, self.ctx.timer.samples = state["timer"]
         self.pretrain_info, self.pretrain_cached = state["pretrain_info"], state["pretrain_cached"]
@@ -306,15 +334,34 @@ class Experiment:
     # --------------------------------------------------------------------------------------- outputs
 
     def write_outputs(self) -> dict[str, Any]:
-        """``model.pt``, ``per_group_accuracy.csv`` and, last, ``summary.json``; returns the summary."""
+        """``model.pt``, ``per_group_accuracy.csv`` and, last, ``summary.json``; returns the summary. The
+        loggers get the accuracy matrix and the hyper-parameters with the final figures."""
         write_with(self.folder / "model.pt",
                    lambda p: torch.save({k: v.cpu() for k, v in self.model.state_dict().items()}, p))
         write_text(self.folder / "per_group_accuracy.csv", per_group_accuracy(self.before, self.after, self.data))
         summary = self.summary()
+        # How far from joint training (the upper bound), when a finished joint run of the same setting is
+        # next to this one (a sweep's other jobs); the report looks further.
+        summary.update(joint_figures(summary, sibling_runs(self.folder), exclude=self.folder,
+                                     config=OmegaConf.to_container(self.cfg, resolve=True)))
+        self.logger.log_matrix("accuracy_matrix", np.array(self.matrix))
+        final = {k: v for k, v in summary.items() if k.startswith(("acc_", "val_acc_", "bwt", "forgetting"))
+                 and isinstance(v, (int, float))}
+        self.logger.log_hparams(OmegaConf.to_container(self.cfg, resolve=True), final)
         write_json(self.folder / "summary.json", summary)
         for line in human_summary(summary):
             log.info(line)
         return summary
+
+    def close(self) -> None:
+        """Close the loggers (their files are complete after this)."""
+        self.logger.close()
+
+    def __enter__(self) -> Experiment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def summary(self) -> dict[str, Any]:
         """Every figure of the run so far (what ``summary.json`` holds)."""
@@ -348,6 +395,9 @@ class Experiment:
             "acc_all": after.accuracy(),
             "forgetting": acc_old_before - acc_old,
             **(buf.figures(self.data.spikes.nb_steps * self.data.spikes.nb_units) if buf is not None else NO_BUFFER),
+            **(self.activity[-1] if self.activity else {}),
+            "activity_per_task": self.activity,
+            "replay_activity": self.replay_activity(),
             "pretrain_test_accuracy": acc_old_before,
             "pretrain_seconds": self.pretrain_info["seconds"],
             "pretrain_samples_per_second": self.pretrain_info["samples_per_second"],
@@ -373,7 +423,9 @@ class Experiment:
             "code": code_fingerprint(),
             "data": data_fingerprint(self.data),
             "partition": dataclasses.asdict(self.files.partition),
-            "split": {k: v for k, v in split.items() if k != "new_classes"},  # learned after pretraining
+            # What is learned after pretraining does not change it, unless a pretraining plugin (joint
+            # training) reads the later tasks too.
+            "split": split if self.pretraining.plugins else {k: v for k, v in split.items() if k != "new_classes"},
             "train_idx": index_hash(task.train),
             "test_idx": index_hash(task.test),
             "model": OmegaConf.to_container(cfg.model, resolve=True),
@@ -406,6 +458,9 @@ def human_summary(s: dict[str, Any]) -> list[str]:
         f"right after learning it: {s['acc_new_mean']:.3f}",
         f"  final accuracy on all test data: {s['acc_all']:.3f}",
     ]
+    if s.get("gap_to_joint") is not None and s["strategy"] != "joint":
+        lines.append(f"  joint training (upper bound): {s['joint_acc_all']:.3f} on all test data, "
+                     f"{s['gap_to_joint']:+.3f} above this run")
     if s["buffer_samples"]:
         lines.append(f"  replay memory: {s['buffer_samples']} samples in {s['buffer_bytes']:,} bytes "
                      f"({s['buffer_bytes_1bit']:,.0f} bytes at 1 bit/spike); raw rehearsal of the same samples: "

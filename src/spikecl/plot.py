@@ -26,11 +26,14 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
+from spikecl.build import build
 from spikecl.cl.compression import decode, encode
-from spikecl.data import BinnedSpikes, SpikeDataset, load_dataset
-from spikecl.measure import count_dataset, step_seconds as data_step_seconds
+from spikecl.cl.plugins import Replay
+from spikecl.data import BinnedSpikes, SpikeDataset
+from spikecl.experiment import Parts, build_parts
+from spikecl.measure import count_dataset
 from spikecl.models.lif import RSNN
 from spikecl.utils.atomic import write_with
 
@@ -161,9 +164,9 @@ def plot_rate_histograms(model: RSNN, spikes: BinnedSpikes, indices: Sequence[in
 
 @dataclass
 class LoadedRun:
-    """What the plots need from a run folder."""
+    """What the plots need from a run folder: its config built into objects, the trained model, the data."""
 
-    cfg: DictConfig
+    parts: Parts
     model: RSNN
     data: SpikeDataset
 
@@ -179,27 +182,25 @@ def load_run(run_dir: str | Path) -> LoadedRun:
             raise FileNotFoundError(f"{folder} is not a finished run folder: {name} is missing")
     cfg = OmegaConf.load(folder / "config.yaml")
     state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-    model_cfg = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
-    if model_cfg.get("nb_outputs") is None:
-        model_cfg["nb_outputs"] = int(state["w_out"].shape[1])
-    model = RSNN(**model_cfg)
+    parts = build_parts(cfg)
+    model = build(cfg.model, "model", nb_outputs=int(state["w_out"].shape[1]))
     model.load_state_dict(state)
-    return LoadedRun(cfg, model, load_dataset(cfg.dataset, cfg.cache_dir))
+    return LoadedRun(parts, model, parts.files.load(parts.cache_dir))
 
 
 def plot_run(run: LoadedRun, sample: int, out_dir: str | Path, rate_samples: int = 256) -> list[Path]:
     """Every figure for one run: the sample's rasters, its replay at the run's depth and compression (latent
     replay runs), and rate histograms over up to ``rate_samples`` samples of the test file."""
-    cfg, model, data = run.cfg, run.model, run.data
+    parts, model, data = run.parts, run.model, run.data
     if not 0 <= sample < len(data):
         raise ValueError(f"--sample {sample} is outside 0..{len(data) - 1}")
-    step_s = data_step_seconds(cfg.dataset)
+    step_s = parts.files.max_time / parts.files.nb_steps
     paths = plot_sample(model, data, sample, out_dir, step_s)
-    strategy = cfg.get("strategy", {})
-    if strategy.get("name") == "latent_replay":
-        depth = int(strategy.latent_depth)
-        codec = "sum_impulse" if depth == 0 else str(cfg.compression.codec)
-        paths.append(plot_replay(model, data, sample, depth, int(cfg.compression.ratio), codec, out_dir, step_s))
+    replay = parts.strategy.plugin(Replay)
+    if replay is not None and replay.stores == "latent":
+        depth = parts.strategy.depth
+        codec = parts.compression.codec_for("current" if depth == 0 else "spikes")
+        paths.append(plot_replay(model, data, sample, depth, parts.compression.ratio, codec, out_dir, step_s))
     pool = np.flatnonzero(data.from_test_file)
     pool = pool if len(pool) else np.arange(len(data))
     paths.append(plot_rate_histograms(model, data.spikes, pool[:rate_samples], out_dir, step_s))

@@ -73,9 +73,9 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, Any]
         if done is not None:
             return done
         write_json(folder / FINGERPRINT_FILE, fp.to_dict())
-        experiment = Experiment(cfg, folder, fingerprint=fp.digest, parts=parts)
-        experiment.resume()
-        return experiment.run()
+        with Experiment(cfg, folder, fingerprint=fp.digest, parts=parts) as experiment:
+            experiment.resume()
+            return experiment.run()
     finally:
         if handler is not None:
             logging.getLogger().removeHandler(handler)

@@ -12,6 +12,7 @@ import numpy as np
 
 from spikecl.data import SpikeDataset, Task
 from spikecl.engine import Evaluation
+from spikecl.loggers import Logger, Step
 from spikecl.utils.atomic import write_text
 
 # ``data``: which samples a row is on: ``val`` (validation parts, for tuning) or ``test``.
@@ -21,11 +22,16 @@ PARTS = ("val", "test")
 
 @dataclass
 class Recorder:
-    """Collects one row per (evaluation, subset) and rewrites ``metrics.csv`` atomically after each epoch,
-    so a run that stops early keeps everything evaluated so far."""
+    """Collects one row per (evaluation, subset), rewrites ``metrics.csv`` atomically after each evaluation
+    (a run that stops early keeps everything evaluated so far) and hands the figures to the run's logger.
+
+    Activity figures measured after a task (firing rates, synaptic operations) are added to that task's
+    ``all`` row of the test evaluation as extra columns (:meth:`annotate`).
+    """
 
     path: Path
     tasks: list[Task]
+    logger: Logger | None = None
     rows: list[dict] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
 
@@ -45,20 +51,35 @@ class Recorder:
     def record(self, phase: str, task_index: int, epoch: int, ev: Evaluation, progressive: bool,
                train_loss: float | None = None, data: str = "test") -> dict[str, float]:
         """Add the rows of one evaluation on ``data`` (val or test); returns accuracy per subset."""
-        accs = {}
+        accs, scalars = {}, {}
         for name, members in self.subsets(task_index, progressive, data).items():
             mask = ev.subset(members)
             accs[name] = ev.accuracy(mask)
             self.rows.append({"phase": phase, "task": task_index, "epoch": epoch, "data": data, "subset": name,
                               "accuracy": accs[name], "loss": ev.loss(mask), "train_loss": train_loss,
                               "seconds": round(time.perf_counter() - self.started, 3)})
+            scalars.update({f"{data}/accuracy/{name}": accs[name], f"{data}/loss/{name}": self.rows[-1]["loss"]})
+        if train_loss is not None:
+            scalars["train_loss"] = train_loss
         self.flush()
+        if self.logger is not None:
+            self.logger.log_metrics(scalars, Step(phase, task_index, epoch))
         return accs
+
+    def annotate(self, figures: dict[str, float]) -> None:
+        """Add ``figures`` as columns of the latest test evaluation's ``all`` row (and log them)."""
+        row = next(r for r in reversed(self.rows) if r["data"] == "test" and r["subset"] == "all")
+        row.update(figures)
+        self.flush()
+        if self.logger is not None:
+            self.logger.log_metrics({f"activity/{k}": v for k, v in figures.items()},
+                                    Step(row["phase"], row["task"], row["epoch"]))
 
     def flush(self) -> None:
         """Write every row so far to ``metrics.csv``."""
+        extra = sorted({k for r in self.rows for k in r} - set(METRIC_COLUMNS))
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS)
+        writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS + extra)
         writer.writeheader()
         writer.writerows(self.rows)
         write_text(self.path, buf.getvalue())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,20 +11,12 @@ from spikecl.loggers.base import Logger, Step
 
 
 class MultiLogger(Logger):
-    """Sends every call to each of ``loggers``. Entries may be configs (mappings with ``_target_``), built here
-    with ``run_dir`` so one Hydra node can list several loggers (with ``_recursive_: false``)."""
+    """Sends every call to each of ``loggers`` (the ``logger`` config group may select several options,
+    ``logger=[csv,tensorboard]``: each is built and they are joined here)."""
 
-    def __init__(self, loggers: Sequence[Logger | Mapping[str, Any]] = (), run_dir: str | Path = ".") -> None:
+    def __init__(self, loggers: Sequence[Logger] = ()) -> None:
         super().__init__()
-        built: list[Logger] = []
-        for entry in loggers:
-            if isinstance(entry, Logger):
-                built.append(entry)
-            else:
-                from hydra.utils import instantiate
-
-                built.append(instantiate(entry, run_dir=run_dir))
-        self.loggers = built
+        self.loggers = list(loggers)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | Step) -> None:
         for logger in self.loggers:

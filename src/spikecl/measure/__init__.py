@@ -4,13 +4,13 @@
 Typical use on a test set::
 
     counts = count_dataset(model, data.spikes, test_idx, batch_size=256)
-    metrics = {**firing_metrics(counts, step_seconds(cfg.dataset)), **synops_metrics(model, counts, train_depth=1)}
+    metrics = {**firing_metrics(counts, step_seconds=1.4 / 100), **synops_metrics(model, counts, train_depth=1)}
 """
 
 import torch
 
 from spikecl.data import BinnedSpikes
-from spikecl.measure.activity import ActivityCounts, count_activity, count_dataset, firing_metrics, step_seconds
+from spikecl.measure.activity import ActivityCounts, count_activity, count_dataset, firing_metrics
 from spikecl.measure.replay import compare_replay
 from spikecl.measure.synops import ProductOps, product_ops, synops_metrics
 from spikecl.models.lif import RSNN
@@ -26,4 +26,4 @@ def measure(model: RSNN, spikes: BinnedSpikes, indices, batch_size: int = 256,
 
 
 __all__ = ["ActivityCounts", "ProductOps", "compare_replay", "count_activity", "count_dataset", "firing_metrics",
-           "measure", "product_ops", "step_seconds", "synops_metrics"]
+           "measure", "product_ops", "synops_metrics"]

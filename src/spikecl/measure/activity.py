@@ -189,7 +189,3 @@ def firing_metrics(counts: ActivityCounts, step_seconds: float | None = None) ->
         out["sparsity"] = 1.0 - total_spikes / total_cells
     return out
 
-
-def step_seconds(dataset_cfg) -> float:
-    """Seconds of recording per time step of a binned data set: ``max_time / nb_steps``."""
-    return float(dataset_cfg["max_time"]) / int(dataset_cfg["nb_steps"])

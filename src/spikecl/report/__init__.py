@@ -5,8 +5,13 @@ multirun trees of any depth, and writes into the first folder (or ``--out``):
 
 - ``summary.csv``: one row per run (folder, status, every ``hydra.runtime.choices`` entry as ``choice.*``,
   every command-line override as ``override.*``, every scalar of summary.json);
-- ``report.md``: tables of mean ± std per setting, the figures, and the incomplete folders;
-- ``plots/*.png``: the paper's Fig. 5a, 5b and 6 and accuracy vs replay memory.
+- ``report.md``: tables of mean ± std per setting (with the activity figures when measured), the final
+  accuracy per task, the figures, and the incomplete folders;
+- ``plots/*.png``: the paper's Fig. 5a, 5b and 6, accuracy vs replay memory and vs synaptic operations.
+
+Joint training (``strategy=joint``) is the upper bound: a ``joint (upper bound)`` row in every table and a
+horizontal line in every figure of its split; each run's ``gap_to_joint`` (summary.csv, report.md) comes
+from the joint run of its setting (:mod:`spikecl.report.joint`).
 
 Runs without a completed summary.json are listed as incomplete and never averaged in.
 """

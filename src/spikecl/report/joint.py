@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from spikecl.report.runs import RunFolder, find_run_folders, read_completed_summary
+from spikecl.report.runs import RunFolder, is_run_folder, read_completed_summary
 
 JOINT = "joint"  # summary.json's "strategy" of a joint run (conf/strategy/joint.yaml)
 # summary.json fields that must be equal (when both runs have them).
@@ -128,9 +128,20 @@ def compare(summary: Mapping[str, Any], joint: Mapping[str, Any], path: Path | N
 
 
 def sibling_runs(run_dir: str | os.PathLike[str]) -> list[Path]:
-    """The run folders next to ``run_dir`` and below its parent (a multirun's other jobs), without it."""
+    """The run folders below ``run_dir``'s parent (a multirun's other jobs, a day's other runs), without it."""
     run_dir = Path(run_dir).resolve()
-    return [p for p in find_run_folders([run_dir.parent]) if p != run_dir]
+    return [p for p in run_folders(run_dir.parent) if p != run_dir]
+
+
+def run_folders(root: str | os.PathLike[str]) -> list[Path]:
+    """Every folder at or below ``root`` holding a run: Hydra's records or a summary.json (runs made with
+    :class:`~spikecl.experiment.Experiment` outside Hydra have no ``.hydra``); hidden folders are skipped."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if "summary.json" in filenames or is_run_folder(dirpath):
+            found.append(Path(dirpath).resolve())
+    return sorted(found)
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -149,7 +160,7 @@ def _candidates(items: Iterable[str | os.PathLike[str] | RunFolder | Candidate])
         elif (Path(item) / "summary.json").is_file():  # a run folder, with or without Hydra's records
             runs = [Path(item)]
         elif Path(item).is_dir():
-            runs = find_run_folders([item])
+            runs = run_folders(item)
         else:
             continue
         for run in runs:

@@ -29,11 +29,11 @@ from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from spikecl.report.joint import JOINT
 from spikecl.report.runs import METRICS_FILE, RunFolder
-from spikecl.report.table import JOINT_LABEL, SYNOPS_METRIC, flat_scalars
+from spikecl.report.table import JOINT_LABEL, SYNOPS_METRIC, flat_scalars, human_bytes, si_number, unbounded
 from spikecl.utils.atomic import write_with
 
 PLOT_PATTERNS = ("acc_vs_epoch_*.png", "acc_vs_depth_*.png", "acc_vs_memory_*.png", "acc_vs_synops_*.png",
@@ -139,7 +139,7 @@ def _acc_vs_epoch(runs: pd.DataFrame, metrics: _MetricsCache, split: str) -> Fig
         baseline = [curve.loc[0] for _, curve in chosen if 0 in curve.index]
         for buffer, lines in _by(chosen, lambda item: item[0].get("buffer_size")):
             mean = pd.concat([curve for _, curve in lines], axis=1).mean(axis=1).sort_index()
-            ax.plot(mean.index, 100 * mean.values, marker=".", label=f"buffer {_fmt(buffer)} ({len(lines)} runs)")
+            ax.plot(mean.index, 100 * mean.values, marker=".", label=f"buffer {_buffer(buffer)} ({len(lines)} runs)")
         if baseline:
             ax.axhline(100 * sum(baseline) / len(baseline), ls="--", color="gray", label="pretrained")
         _joint_line(ax, joint)
@@ -166,7 +166,7 @@ def _acc_vs_depth(runs: pd.DataFrame, split: str) -> Figure:
         for buffer, group in _frame_by(chosen, "buffer_size"):
             stats = group.groupby("latent_depth")["acc_all"].agg(["mean", "std", "count"]).sort_index()
             ax.errorbar(stats.index, 100 * stats["mean"], yerr=100 * stats["std"].fillna(0), marker="o",
-                        capsize=3, label=f"buffer {_fmt(buffer)}")  # fmt: skip
+                        capsize=3, label=f"buffer {_buffer(buffer)}")  # fmt: skip
         _joint_line(ax, joint)
         ax.set(title=panel_label, xlabel="latent depth", ylabel="final accuracy, all classes (%)")
         ax.set_xticks(sorted(chosen["latent_depth"].unique()))
@@ -208,7 +208,7 @@ def _acc_vs_memory(runs: pd.DataFrame, split: str) -> Figure:
                 ax.annotate(f"1:{_fmt(point['compression_ratio'])}", (point["x"], 100 * point["y"]),
                             fontsize="x-small", textcoords="offset points", xytext=(3, 3))  # fmt: skip
         _joint_line(ax, joint)
-        ax.set_xscale("log")
+        _log_x(ax, human_bytes)
         ax.set(xlabel=xlabel, ylabel="final accuracy, all classes (%)")
         ax.legend(fontsize="small")
     fig.suptitle(f"{split}: accuracy vs replay memory across compression ratios and depths")
@@ -276,19 +276,32 @@ def _acc_vs_synops(runs: pd.DataFrame, split: str) -> Figure:
             if points.empty:
                 continue
             joint_series = strategy == JOINT
-            ax.errorbar(points["x"], 100 * points["y"], yerr=100 * points["err"].fillna(0),
-                        marker="*" if joint_series else "o", markersize=10 if joint_series else 6, capsize=3,
-                        ls="none" if joint_series else "-", color="black" if joint_series else None,
+            # One marker per setting (depth, compression, buffer), no line: settings have no order here.
+            ax.errorbar(points["x"], 100 * points["y"], yerr=100 * points["err"].fillna(0), ls="none",
+                        marker="*" if joint_series else "o", markersize=11 if joint_series else 6, capsize=3,
+                        color="black" if joint_series else None, alpha=1.0 if joint_series else 0.8,
                         label=JOINT_LABEL if joint_series else _fmt(strategy))  # fmt: skip
         if not ax.has_data():
             ax.text(0.5, 0.5, f"no run with {column} > 0", ha="center", va="center", transform=ax.transAxes)
         else:
-            ax.set_xscale("log")
+            _log_x(ax, si_number if column == SYNOPS_METRIC else human_bytes)
         _joint_line(ax, joint, label=None if column == SYNOPS_METRIC else JOINT_LABEL)
         ax.set(xlabel=xlabel, ylabel="final accuracy, all classes (%)")
         ax.legend(fontsize="small")
     fig.suptitle(f"{split}: accuracy vs synaptic operations and vs replay memory, per strategy")
     return fig
+
+
+def _log_x(ax: Any, fmt: Callable[[float], str]) -> None:
+    """A log x axis labelled in readable units (``2 M``, ``160 kB``): 1-2-5 ticks over a narrow range, decades
+    over a wide one, and no minor labels (they overlap)."""
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    decades = math.log10(high / low) if low > 0 and high > low else 1.0
+    subs = (1.0, 2.0, 3.0, 5.0) if decades < 1.5 else (1.0, 2.0, 5.0) if decades < 3 else (1.0,)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: fmt(x)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _joint_mask(runs: pd.DataFrame) -> pd.Series:
@@ -339,7 +352,7 @@ def _label(row: Any, keys: Sequence[str]) -> str:
         if _missing(value):
             continue
         parts.append({"compression_ratio": f"1:{_fmt(value)}", "latent_depth": f"d={_fmt(value)}",
-                      "buffer_size": f"buffer {_fmt(value)}"}.get(key, _fmt(value)))  # fmt: skip
+                      "buffer_size": f"buffer {_buffer(value)}"}.get(key, _fmt(value)))  # fmt: skip
     return " ".join(parts) or "all runs"
 
 
@@ -367,6 +380,10 @@ def _figure(panels: int, width: float = 5.0) -> tuple[Figure, list[Any]]:
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _buffer(value: Any) -> str:
+    return "all" if unbounded(value) else _fmt(value)
 
 
 def _fmt(value: Any) -> str:

@@ -140,7 +140,10 @@ def grouped_tables(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
                 if not values.empty:
                     row[metric] = (si_number(values.mean()) if metric == SYNOPS_METRIC else f"{values.mean():.3g}")
             (joint_rows if joint else rows).append(row)
-        tables.append((str(split), common, pd.DataFrame(rows + joint_rows).fillna("")))
+        table = pd.DataFrame(rows + joint_rows)
+        activity = [c for c in activity_metrics(runs) if c in table.columns]  # last, in layer order
+        table = table[[c for c in table.columns if c not in activity] + activity]
+        tables.append((str(split), common, table.fillna("")))
     return tables
 
 
@@ -161,16 +164,19 @@ def per_task_tables(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
         names = runs["task_names"].dropna().unique() if "task_names" in runs.columns else []
         titles = str(names[0]).split("; ") if len(names) == 1 else []
         headers = [titles[i] if i < len(titles) else f"task {i}" for i in range(len(used))]
-        note = ("Tasks in learning order" + ("" if titles else " (their names differ between runs)")
+        note = ("Tasks in learning order" + (" (their names differ between runs)" if len(names) > 1 else "")
                 + "; final test accuracy on each (%), mean ± std over the runs of a row.")
         rows, joint_rows = [], []
         for _, group in _groups(runs, varying):
             row = _setting_cells(group, varying)
             row["runs"] = str(len(group))
-            for column, header in zip(used, headers, strict=True):
-                row[header] = _mean_std(100.0 * pd.to_numeric(group[column], errors="coerce"))
+            cells = {h: _mean_std(100.0 * pd.to_numeric(group[c], errors="coerce")) for c, h in zip(used, headers)}
+            if not any(cells.values()):  # runs without an accuracy matrix
+                continue
+            row.update(cells)
             (joint_rows if _is_joint_group(group) else rows).append(row)
-        tables.append((str(split), note, pd.DataFrame(rows + joint_rows).fillna("")))
+        if rows or joint_rows:
+            tables.append((str(split), note, pd.DataFrame(rows + joint_rows).fillna("")))
     return tables
 
 
@@ -196,11 +202,19 @@ def _setting_cells(group: pd.DataFrame, varying: list[str]) -> dict[str, str]:
         value = group[k].iloc[0]
         if k == "strategy" and value == JOINT:
             row[k] = JOINT_LABEL
-        elif k == "buffer_size" and isinstance(value, (int, float)) and value >= UNBOUNDED_BUFFER:
+        elif k == "buffer_size" and unbounded(value):
             row[k] = "all"
         else:
             row[k] = _fmt_value(value)
     return row
+
+
+def unbounded(buffer_size: Any) -> bool:
+    """Whether a buffer size means "every sample" (strategy=cumulative)."""
+    try:
+        return float(buffer_size) >= UNBOUNDED_BUFFER
+    except (TypeError, ValueError):
+        return False
 
 
 def _is_joint_group(group: pd.DataFrame) -> bool:
@@ -220,7 +234,7 @@ def human_bytes(n: float) -> str:
     """Decimal units as in the paper (160 kB = 160,000 bytes)."""
     if n is None or not math.isfinite(n):
         return ""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if abs(n) >= scale:
             return f"{n / scale:.3g} {unit}"
     return f"{n:.0f} B"

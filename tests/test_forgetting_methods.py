@@ -1,0 +1,69 @@
+"""Every method against forgetting forgets less than naive fine-tuning, on the embedded data (slow).
+
+A short budget of the default experiment (``python -m spikecl``: the English digits pretrained, then German
+digits learned one at a time): 60 pretraining epochs (shared by every run through the pretraining cache),
+the first three German digits, 5 epochs each. ``forgetting`` is the old classes' test accuracy before minus
+after. EWC, SI and LwF are added to naive fine-tuning (the same schedule); the replay variants are the default
+latent replay (depth 1, 1:2, mixed minibatches) with the balanced loss, the consolidation phase, or a buffer of
+fixed size. ``pytest -m slow tests/test_forgetting_methods.py -s`` prints the figures.
+
+EWC, SI and LwF do not forget less here, and are marked as expected failures (strict: a change that makes
+them pass shows up). Every task of this split holds one class, so without replay nothing ever pushes the
+new class's score down on the old classes' inputs: the network ends predicting the last class only (old
+accuracy 0.000 with each, as naive). Only at strengths where the new classes are hardly learned do they keep
+some of the old (measured: EWC lambda 1e7 old 0.127, new 0.030; LwF weight 10 old 0.100, new 0.000).
+"""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from spikecl.cli import config_dir
+from spikecl.run import run
+
+pytestmark = pytest.mark.slow
+
+BUDGET = ["pretrain.epochs=60", "split.new_classes=[10,11,12]", "strategy.epochs=5", "progress=false",
+          "hydra/sweeper=basic", "device=cpu"]
+P = "++strategy.plugins"
+METHODS = {
+    "naive": ["strategy=naive"],
+    "ewc": ["strategy=naive", f"{P}.ewc._target_=spikecl.cl.plugins.EWC", f"{P}.ewc.ewc_lambda=1000"],
+    "si": ["strategy=naive", f"{P}.si._target_=spikecl.cl.plugins.SI", f"{P}.si.c=1.0"],
+    "lwf": ["strategy=naive", f"{P}.lwf._target_=spikecl.cl.plugins.LwF"],
+    "latent_replay": [],
+    "replay+balanced_loss": [f"{P}.balanced._target_=spikecl.cl.plugins.ClassBalancedLoss"],
+    "replay+consolidation": [f"{P}.sleep._target_=spikecl.cl.plugins.Consolidation", f"{P}.sleep.epochs=2"],
+    "replay+consolidation_dropout": [f"{P}.sleep._target_=spikecl.cl.plugins.Consolidation",
+                                     f"{P}.sleep.noise=dropout", f"{P}.sleep.p=0.1"],
+    "replay+consolidation_buffer_alone": [f"{P}.sleep._target_=spikecl.cl.plugins.Consolidation",
+                                          f"{P}.sleep.include_new=false"],
+    "capacity_buffer_400": [f"{P}.replay.capacity=400"],
+    "capacity_buffer_768": [f"{P}.replay.capacity=768"],  # the size plain latent replay reaches at the end
+}
+REGULARISERS = ("ewc", "si", "lwf")
+AGAINST_NAIVE = [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason="no replay: see the module docstring"))
+                 if m in REGULARISERS else m for m in METHODS if m not in ("naive", "latent_replay")]
+
+
+@pytest.fixture(scope="module")
+def summaries(tmp_path_factory):
+    root = tmp_path_factory.mktemp("forgetting")
+    out = {}
+    for name, overrides in METHODS.items():
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=[*BUDGET, f"cache_dir={root / 'cache'}", *overrides])
+        out[name] = run(cfg, root / name)
+    print("\nmethod                              old before  old after  forgetting  bwt     new mean  all after")
+    for name, s in out.items():
+        print(f"{name:<36}{s['acc_old_before']:>10.3f}{s['acc_old']:>11.3f}{s['forgetting']:>12.3f}"
+              f"{s['bwt']:>8.3f}{s['acc_new_mean']:>10.3f}{s['acc_all']:>11.3f}")
+    return out
+
+
+@pytest.mark.parametrize("method", AGAINST_NAIVE)
+def test_method_forgets_less_than_naive(summaries, method):
+    naive, s = summaries["naive"], summaries[method]
+    assert s["acc_old_before"] == naive["acc_old_before"]  # the same pretrained network
+    assert s["forgetting"] < naive["forgetting"] - 0.02, (method, s["forgetting"], naive["forgetting"])
