@@ -16,8 +16,8 @@ import torch
 
 import spikecl
 
-# Paper-sized (how MKL partitions a product depends on its shapes) and active enough (7-9 % of each layer's
-# neurons spike per step) and both the dense and the event-driven products are used.
+# Paper-sized (how MKL partitions a product depends on its shapes) and active enough that every layer spikes
+# (7-9 % of its neurons per step) and both the dense and the event-driven products are used.
 TRAIN = """
 import sys
 import torch
