@@ -40,7 +40,7 @@ METHODS = {
     "replay+consolidation_buffer_alone": [f"{P}.sleep._target_=spikecl.cl.plugins.Consolidation",
                                           f"{P}.sleep.include_new=false"],
     "capacity_buffer_400": [f"{P}.replay.capacity=400"],
-    "capacity_buffer_768": [f"{P}.replay.capacity=768"],  # the size plain latent replay reaches at the end
+    "capacity_buffer_200": [f"{P}.replay.capacity=200"],
 }
 REGULARISERS = ("ewc", "si", "lwf")
 AGAINST_NAIVE = [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason="no replay: see the module docstring"))

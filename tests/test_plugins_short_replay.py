@@ -12,7 +12,6 @@ from spikecl.cl import Context, Plugin, Strategy
 from spikecl.cl.buffer import ReplayBuffer
 from spikecl.cl.compression import Compression
 from spikecl.cl.plugins import NewClassReadout, Replay, ShortTimeReplay
-from spikecl.cl.plugins.replay import mix_in
 from spikecl.cl.sources import BufferSource
 from spikecl.data import ClassIncremental, Partition
 from spikecl.engine import Part, minibatches
@@ -152,7 +151,6 @@ class Steps(Plugin):
         self.seen.append((bool(batch.replayed.all()), batch.z.shape[1], ctx.optimizer.param_groups[0]["lr"]))
 
 
-@pytest.mark.skipif(not hasattr(Plugin, "minibatch_context"), reason="the loop has no minibatch_context hook yet")
 @pytest.mark.parametrize("mix", ["sequential", "interleaved"])
 def test_the_loop_trains_replayed_minibatches_short(mix):
     ctx, steps = context(), Steps()

@@ -13,6 +13,7 @@ replay is exactly rehearsal of the same samples through the same frozen layers (
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from functools import partial
 
 import numpy as np
@@ -99,34 +100,44 @@ class Strategy:
         self._hook("after_task", ctx, task)
 
     def train_epoch(self, ctx: Context, task: int, desc: str = "") -> tuple[float, int]:
-        """One pass over ``ctx.batches``, one optimiser step each; returns the mean loss and the samples seen.
-
-        The loss of a minibatch is the model's (log-softmax + NLL of the class scores, plus the spike
-        regulariser of the last hidden layer) plus every plugin's term.
-        """
-        model, optimizer = ctx.model, ctx.optimizer
-        model.train()
+        """One pass over ``ctx.batches``, one optimiser step each; returns the mean loss and the samples seen."""
+        ctx.model.train()
         total, seen = 0.0, 0  # a tensor on the device after the first step: reading it every step would sync a GPU
         for parts in tqdm(ctx.batches, desc=desc, leave=False, disable=not ctx.progress):
-            if len(parts) > 1:
-                z = torch.cat([p.source.entry(p.idx) for p in parts])
-            else:
-                z = parts[0].source.entry(parts[0].idx)
-            y = torch.cat([p.source.labels[p.idx] for p in parts])
-            out, spikes = model.from_latent(z, self.depth, return_spikes=True)
-            scores = class_scores(out)
-            loss = F.nll_loss(F.log_softmax(scores, dim=1), y) + ctx.reg(spikes)
-            if self.plugins:
-                replayed = torch.cat([torch.full((len(p.idx),), p.replayed, device=y.device) for p in parts])
-                batch = Batch(z, y, replayed, spikes)
+            with ExitStack() as scope:  # what plugins set up around a minibatch (short-time replay's dynamics)
                 for plugin in self.plugins.values():
-                    term = plugin.loss(ctx, batch, scores)
-                    if term is not None:
-                        loss = loss + term
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self._hook("after_backward", ctx, task)
-            optimizer.step()
-            total = total + loss.detach() * len(y)
-            seen += len(y)
+                    manager = plugin.minibatch_context(ctx, parts)
+                    if manager is not None:
+                        scope.enter_context(manager)
+                loss, n = self.train_step(ctx, task, parts)
+            total = total + loss * n
+            seen += n
         return float(total) / max(seen, 1), seen
+
+    def train_step(self, ctx: Context, task: int, parts: list[Part]) -> tuple[torch.Tensor, int]:
+        """One optimiser step on the minibatch ``parts``; returns its loss (detached) and size.
+
+        The loss is the model's (log-softmax + NLL of the class scores, plus the spike regulariser of the last
+        hidden layer) plus every plugin's term.
+        """
+        model, optimizer = ctx.model, ctx.optimizer
+        if len(parts) > 1:
+            z = torch.cat([p.source.entry(p.idx) for p in parts])
+        else:
+            z = parts[0].source.entry(parts[0].idx)
+        y = torch.cat([p.source.labels[p.idx] for p in parts])
+        out, spikes = model.from_latent(z, self.depth, return_spikes=True)
+        scores = class_scores(out)
+        loss = F.nll_loss(F.log_softmax(scores, dim=1), y) + ctx.reg(spikes)
+        if self.plugins:
+            replayed = torch.cat([torch.full((len(p.idx),), p.replayed, device=y.device) for p in parts])
+            batch = Batch(z, y, replayed, spikes)
+            for plugin in self.plugins.values():
+                term = plugin.loss(ctx, batch, scores)
+                if term is not None:
+                    loss = loss + term
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self._hook("after_backward", ctx, task)
+        optimizer.step()
+        return loss.detach(), len(y)

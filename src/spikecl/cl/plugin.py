@@ -6,7 +6,7 @@ A continual-learning method is a :class:`Plugin`: a small object whose hooks the
     before_task(ctx, task)
         for each epoch:
             before_epoch(ctx, task, epoch)       # may change ctx.batches, this epoch's minibatch plan
-            for each minibatch:
+            for each minibatch, inside every plugin's minibatch_context(ctx, parts):
                 loss(ctx, batch, out)            # an extra loss term (or None), added to the model's loss
                 after_backward(ctx, task)        # gradients are in p.grad; the optimiser step follows
             after_epoch(ctx, task, epoch)
@@ -20,6 +20,7 @@ A plugin that keeps state across tasks (a buffer, importances, a copy of the mod
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from torch import Tensor
 
 if TYPE_CHECKING:  # only for annotations: the loop imports this module
     from spikecl.cl.context import Context
+    from spikecl.engine import Part
 
 
 @dataclass
@@ -56,6 +58,11 @@ class Plugin:
 
     def loss(self, ctx: Context, batch: Batch, out: Tensor) -> Tensor | None:
         """An extra loss term for ``batch`` given its class scores ``out`` [B, C], or None."""
+        return None
+
+    def minibatch_context(self, ctx: Context, parts: list[Part]) -> AbstractContextManager | None:
+        """A context manager the loop enters around one minibatch ``parts`` (its entry activity, forward pass,
+        loss, backward pass and optimiser step), e.g. other neuron dynamics for replayed parts; or None."""
         return None
 
     def after_backward(self, ctx: Context, task: int) -> None:

@@ -31,6 +31,12 @@ and optimiser step. Inside it, the model runs under ``time_scaled(r, threshold_s
 learning rate of ``ctx.optimizer`` is multiplied by ``lr_scale`` (restored at the exit). The learning
 rate is scaled in the optimiser's parameter groups, not by scaling the loss: for Adam(ax), whose step is
 invariant to a constant scale of the gradients, a scaled loss would change nothing.
+
+Measured on the embedded data (progressive split, 3 new classes, 5 epochs each, ``mix=interleaved``): the
+old classes' final accuracy was 0.04 with short-time replay at 1:2 (0.22 with ``threshold_scale=0.5``)
+against 0.61 with decoded replay, and 0.00 at 1:4 (decoded: 0.46). What the readout learns from T / r
+steps does not carry over to full-resolution activity here; tune ``threshold_scale`` and ``lr_scale``
+before relying on it.
 """
 
 from __future__ import annotations
