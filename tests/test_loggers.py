@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from spikecl.cli import config_dir
 from spikecl.errors import ConfigError
-from spikecl.loggers import CSVLogger, MultiLogger, Step, TensorBoardLogger, flatten_params
+from spikecl.loggers import CSVLogger, MLflowLogger, MultiLogger, Step, TensorBoardLogger, flatten_params
 
 MATRIX = np.array([[0.8, 0.0], [0.7, 0.6]])
 PARAMS = {"seed": 0, "model": {"hidden": [200, 100], "dt": 1e-3}, "strategy": {"name": "latent_replay"},
@@ -105,3 +105,20 @@ def test_missing_package_is_a_config_error(tmp_path, monkeypatch):
         TensorBoardLogger(tmp_path)
     with pytest.raises(ConfigError, match=r'pip install "spikecl\[mlflow\]"'):
         MLflowLogger(tmp_path)
+
+
+def test_the_jobs_of_a_sweep_log_into_one_mlflow_experiment(tmp_path):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    sweep = tmp_path / "my-sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("{}")
+    for job in ("seed=0", "seed=1"):
+        logger = MLflowLogger(run_dir=sweep / job)
+        logger.log_metrics({"val/accuracy/all": 0.5}, Step("cl", 1, 1))
+        logger.close()
+    client = MlflowClient(tracking_uri=f"sqlite:///{sweep / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("my-sweep")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["seed=0", "seed=1"]

@@ -204,3 +204,20 @@ def test_parallel_jobs_share_one_pretraining(compose_cfg, tmp_path, monkeypatch)
     assert sorted(c for c, _ in results.values()) == [False, True]
     assert all(torch.equal(w, torch.full_like(w, 0.25)) for _, w in results.values())
     assert len(list((tmp_path / "cache" / "pretrained").glob("*.pt"))) == 1
+
+
+def test_a_run_with_two_loggers_and_its_activity_figures(compose_cfg, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    folder = tmp_path / "run"
+    summary = run(compose_cfg("logger=[csv,tensorboard]"), folder)
+    for key in ("rate_l1", "rate_l3", "silent_l1", "synops_inference", "synops_train_depth"):
+        assert summary[key] >= 0, key
+    assert len(summary["activity_per_task"]) == 3 and summary["replay_activity"][0]["ratio"] == 2
+    rows = [r for r in csv.DictReader((folder / "metrics.csv").open()) if r["rate_l1"]]
+    assert [(r["task"], r["data"], r["subset"]) for r in rows] == [("0", "test", "all"), ("1", "test", "all"),
+                                                                    ("2", "test", "all")]
+    assert (folder / "scalars.csv").is_file() and (folder / "accuracy_matrix.csv").is_file()
+    events = EventAccumulator(str(folder / "tensorboard")).Reload()
+    assert "cl/val/accuracy/all" in events.Tags()["scalars"] and "cl/activity/rate_l1" in events.Tags()["scalars"]

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
-import multiprocessing
 import zlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
-from tqdm import tqdm
 
 import spikecl
 from spikecl.convert.audio import read_audio, resampled_length
@@ -25,6 +22,7 @@ from spikecl.errors import ConfigError
 from spikecl.synth.cochlea import AUDIO_RATE, Cochlea, CochleaParams
 from spikecl.synth.shd_file import write_shd
 from spikecl.utils.atomic import atomic_path
+from spikecl.utils.parallel import parallel_map
 
 
 @dataclass(frozen=True)
@@ -44,13 +42,13 @@ def file_seed(seed: int, name: str) -> int:
     return int(np.random.SeedSequence([seed, zlib.crc32(name.encode("utf-8"))]).generate_state(1)[0])
 
 
-def _convert(path: Path, name: str, seed: int, index: int) -> tuple[int, Converted]:
+def _convert(path: Path, name: str, seed: int) -> Converted:
     audio = read_audio(path)
     try:
         times, units = _COCHLEA.convert(audio, file_seed(seed, name))
     except ValueError as err:  # silent audio, or longer than the padded length
         raise ConfigError(f"cannot convert {path}: {err}") from None
-    return index, Converted(times.astype(np.float32), units, audio.size / AUDIO_RATE)
+    return Converted(times.astype(np.float32), units, audio.size / AUDIO_RATE)
 
 
 def convert_files(cat: Catalogue, params: CochleaParams, seed: int = 0, jobs: int = 1,
@@ -61,23 +59,8 @@ def convert_files(cat: Catalogue, params: CochleaParams, seed: int = 0, jobs: in
     # built before forking (transfer matrix, compiled loop), so the workers share it
     if _COCHLEA is None or _COCHLEA.params != params or _COCHLEA.max_samples < pad:
         _COCHLEA = Cochlea(params, pad)
-    tasks = [(e.path, e.name, seed, i) for i, e in enumerate(cat.entries)]
-    results: list[Converted | None] = [None] * len(tasks)
-    with tqdm(total=len(tasks), desc="convert", unit="file", disable=not progress) as bar:
-        if jobs <= 1:
-            for task in tasks:
-                index, result = _convert(*task)
-                results[index] = result
-                bar.update()
-        else:
-            methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context("fork" if "fork" in methods else None)
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-                for future in as_completed([pool.submit(_convert, *task) for task in tasks]):
-                    index, result = future.result()
-                    results[index] = result
-                    bar.update()
-    return [r for r in results if r is not None]
+    tasks = [(e.path, e.name, seed) for e in cat.entries]
+    return parallel_map(_convert, tasks, jobs, desc="convert", unit="file", progress=progress)
 
 
 def provenance(source: Path, naming: str, split_rule: str, seed: int, params: CochleaParams, split: str) -> dict:

@@ -18,17 +18,19 @@ MAX_PARAM_LENGTH = 6000  # MLflow rejects longer parameter values
 
 
 class MLflowLogger(Logger):
-    """One MLflow run in experiment ``experiment_name``.
+    """One MLflow run in experiment ``experiment_name`` (None: the sweep folder's name for a sweep's job,
+    ``spikecl`` otherwise).
 
     ``tracking_uri`` None keeps everything inside the run folder: an SQLite store ``run_dir/mlflow.db`` and
-    artifacts in ``run_dir/mlartifacts`` (MLflow 3 refuses its plain file store unless
+    artifacts in ``run_dir/mlartifacts``; a sweep's jobs (their parent folder holds ``multirun.yaml``) share
+    one store in the sweep folder, each a run named after its folder (MLflow 3 refuses its plain file store unless
     ``MLFLOW_ALLOW_FILE_STORE=true``; SQLite is its local default). Browse with
     ``mlflow ui --backend-store-uri sqlite:///RUN_DIR/mlflow.db``. Give a server or shared database URI to
     collect many runs in one place. Metric keys are ``<phase>/<name>`` for a :class:`Step`, with the step
     numbered across tasks.
     """
 
-    def __init__(self, run_dir: str | Path = ".", experiment_name: str = "spikecl", tracking_uri: str | None = None,
+    def __init__(self, run_dir: str | Path = ".", experiment_name: str | None = None, tracking_uri: str | None = None,
                  run_name: str | None = None, artifact_dir: str = "mlartifacts") -> None:
         super().__init__()
         try:
@@ -40,14 +42,18 @@ class MLflowLogger(Logger):
         self._metric, self._param = Metric, Param
         folder = Path(run_dir).resolve()
         folder.mkdir(parents=True, exist_ok=True)
+        # Every job of a sweep (its folder holds multirun.yaml) logs into one store and one experiment there.
+        sweep = folder.parent if (folder.parent / "multirun.yaml").is_file() else None
+        home = sweep or folder
+        experiment_name = experiment_name or (sweep.name if sweep else "spikecl")
         local = tracking_uri is None
-        self.tracking_uri = f"sqlite:///{folder / 'mlflow.db'}" if local else tracking_uri
+        self.tracking_uri = f"sqlite:///{home / 'mlflow.db'}" if local else tracking_uri
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         found = self.client.get_experiment_by_name(experiment_name)
         if found is not None:
             experiment_id = found.experiment_id
         else:
-            location = resolve(folder, artifact_dir).as_uri() if local else None
+            location = resolve(home, artifact_dir).as_uri() if local else None
             experiment_id = self.client.create_experiment(experiment_name, artifact_location=location)
         self.run_id = self.client.create_run(experiment_id, run_name=run_name or folder.name).info.run_id
 

@@ -10,17 +10,15 @@ speaker's samples go to the test file too.
 from __future__ import annotations
 
 import importlib.metadata
-import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 import spikecl
+from spikecl.utils.parallel import parallel_map
 
 from .cochlea import AUDIO_RATE, Cochlea, CochleaParams
 from .shd_file import write_shd
@@ -126,34 +124,13 @@ def synthesize_sample(cfg: SynthConfig, speaker: Speaker, label: int, repetition
                   time.process_time() - cpu)
 
 
-def _work(cfg: SynthConfig, speaker: Speaker, label: int, repetition: int, index: int) -> tuple[int, Sample]:
-    return index, synthesize_sample(cfg, speaker, label, repetition)
-
-
 def convert_all(cfg: SynthConfig, plan: Plan, jobs: int = 1, progress: bool = True) -> list[Sample]:
     """Convert every planned sample, in ``jobs`` processes, with a progress bar."""
-    tasks = [(plan.speakers[s], int(lab), int(r), i)
-             for i, (s, lab, r) in enumerate(zip(plan.speaker, plan.label, plan.repetition))]
-    results: list[Sample | None] = [None] * len(tasks)
-    bar = tqdm(total=len(tasks), desc="synth", unit="sample", disable=not progress)
+    tasks = [(cfg, plan.speakers[s], int(lab), int(r))
+             for s, lab, r in zip(plan.speaker, plan.label, plan.repetition)]
     # build the converter (transfer matrix, compiled loop) before forking, so workers share it
     _cochlea(cfg.cochlea, round(cfg.max_duration * AUDIO_RATE))
-    if jobs <= 1:
-        for task in tasks:
-            index, sample = _work(cfg, *task)
-            results[index] = sample
-            bar.update()
-    else:
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = [pool.submit(_work, cfg, *task) for task in tasks]
-            for future in as_completed(futures):
-                index, sample = future.result()
-                results[index] = sample
-                bar.update()
-    bar.close()
-    return [r for r in results if r is not None]
+    return parallel_map(synthesize_sample, tasks, jobs, desc="synth", unit="sample", progress=progress)
 
 
 def provenance(cfg: SynthConfig, plan: Plan, split: str) -> dict[str, object]:
