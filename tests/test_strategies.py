@@ -207,3 +207,11 @@ def test_a_strategy_rejects_a_plugin_of_another_kind():
 
     with pytest.raises(ConfigError, match="plugins.bad is a dict, not a spikecl.cl.Plugin"):
         Strategy(epochs=1, lr=1e-3, batch_size=4, optimizer=torch.optim.SGD, plugins={"bad": {}})
+
+
+def test_a_plugin_set_to_null_is_left_out():
+    from spikecl.api import compose
+    from spikecl.build import build_strategy
+
+    strategy = build_strategy(compose(["strategy.plugins.readout=null"]).strategy)
+    assert list(strategy.plugins) == ["replay"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from spikecl.errors import ConfigError
 
@@ -41,7 +41,11 @@ def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
 
 def build_strategy(node: DictConfig, key: str = "strategy", **kwargs: Any) -> Any:
     """A :class:`~spikecl.cl.Strategy` from ``node``: its optimiser and its ``plugins`` (in their order) are
-    built one by one, each under its own key."""
-    plugins = {name: build(plugin, f"{key}.plugins.{name}") for name, plugin in (node.get("plugins") or {}).items()}
+    built one by one, each under its own key. A plugin set to null is left out (a preset can so remove a
+    plugin that its scenario adds)."""
+    plugins = {name: build(plugin, f"{key}.plugins.{name}")
+               for name, plugin in (node.get("plugins") or {}).items() if plugin is not None}
     optimizer = build(node.optimizer, f"{key}.optimizer")
-    return build(node, key, plugins=plugins, optimizer=optimizer, config_key=key, _recursive_=False, **kwargs)
+    # Built parts replace their nodes (Hydra would merge a dict argument into the node's own dict).
+    rest = OmegaConf.masked_copy(node, [k for k in node if k not in ("plugins", "optimizer")])
+    return build(rest, key, plugins=plugins, optimizer=optimizer, config_key=key, _recursive_=False, **kwargs)

@@ -71,8 +71,8 @@ class OneThreadMatmul(torch.autograd.Function):
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """``a @ b`` (2-D) rounded the same for any number of CPU threads: it and its gradient run on one thread.
 
-    The per-step loops, most of a training step, run on one thread anyway, and on a 2-core machine so does
-    every training step at its fastest setting (BENCHMARKS.md).
+    These products are ~10 % of a training step (the per-step loops, most of the rest, run on one thread
+    anyway), so more threads could save at most that; on a 2-core machine the cost was not measurable.
     """
     if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
         return OneThreadMatmul.apply(a, b)

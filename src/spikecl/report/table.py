@@ -33,7 +33,7 @@ REPLICATE_KEYS = {"speaker": "speakers", "new_class": "classes", "seed": "seeds"
 # Overrides already represented by a summary column (group key or replicate), hence never extra group keys.
 COVERED_OVERRIDES = {
     "split", "split.name", "split.speaker", "split.new_class", "seed", "sweep", "dataset", "dataset.name",
-    "strategy", "strategy.name", "strategy.latent_depth", "strategy.buffer_size", "strategy.epochs",
+    "strategy", "strategy.name", "strategy.latent_depth", "strategy.plugins.replay.buffer_size", "strategy.epochs",
     "strategy.lr", "compression", "compression.ratio", "compression.codec",
 }  # fmt: skip
 # Metrics shown in the tables (accuracies in percent), when present.
