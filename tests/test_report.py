@@ -60,7 +60,7 @@ def make_run(
     }  # fmt: skip
     (hydra_dir / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
     if overrides is None:
-        overrides = [f"strategy={strategy}", f"strategy.latent_depth={depth}", f"strategy.buffer_size={buffer}"]
+        overrides = [f"strategy={strategy}", f"strategy.latent_depth={depth}", f"strategy.plugins.replay.buffer_size={buffer}"]
         overrides += [f"split.speaker={speaker}"] if split == "sample_incremental" else []
     (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides))
 
@@ -140,7 +140,7 @@ def test_summary_csv_has_one_row_per_run_with_choices_overrides_and_scalars(swee
     assert "accuracy_matrix" not in frame.columns  # lists are not scalars
     row = frame[frame["run_dir"] == "depth=2,buffer=1280,speaker=1"].iloc[0]
     assert row["acc_all"] == pytest.approx(accuracy(2, 1280, 1))
-    assert row["override.strategy.buffer_size"] == 1280
+    assert row["override.strategy.plugins.replay.buffer_size"] == 1280
     assert frame.loc[frame["run_dir"] == "unfinished", "status"].item() == "incomplete"
 
 
