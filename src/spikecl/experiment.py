@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,7 @@ class Experiment:
                                    for name, node in (cfg.get("logger") or {}).items()])
         self.recorder = Recorder(self.folder / "metrics.csv", self.tasks, self.logger)
         self.activity: list[dict[str, float]] = []  # firing and synaptic-operation figures after each task
+        self.activity_seconds = 0.0                  # what measuring them cost
         self.ctx = Context(model=self.model, data=self.data, tasks=self.tasks, device=self.device, seed=self.seed,
                            compression=self.compression, reg=self.reg, progress=progress,
                            timer=Timer(), on_epoch=self._on_epoch)
@@ -197,9 +199,12 @@ class Experiment:
     def measure_activity(self) -> dict[str, float]:
         """Firing rates, silent neurons, sparsity per hidden layer and synaptic operations per sample (for
         inference, and for a training step at the latent depth) on every task's test samples."""
+        started = time.perf_counter()
         indices = np.concatenate([t.test for t in self.tasks])
-        return measure(self.model, self.data.spikes, indices, self.eval.batch_size, self.device,
-                       step_seconds=self.files.max_time / self.files.nb_steps, train_depth=self.strategy.latent_depth)
+        figures = measure(self.model, self.data.spikes, indices, self.eval.batch_size, self.device,
+                          step_seconds=self.files.max_time / self.files.nb_steps, train_depth=self.strategy.latent_depth)
+        self.activity_seconds += time.perf_counter() - started
+        return figures
 
     def replay_activity(self) -> list[dict[str, float | str]]:
         """What the buffer's time compression does to the replayed activity (rates before compression and
@@ -404,6 +409,7 @@ class Experiment:
             "pretrain_cached": self.pretrain_cached,
             "cl_seconds": self.ctx.timer.seconds,
             "cl_samples_per_second": self.ctx.timer.rate,
+            "activity_seconds": self.activity_seconds,
             "accuracy_matrix": matrix.tolist(),
             **matrix_metrics(matrix),
             **val_figures(self.val_matrix, self.tasks),
