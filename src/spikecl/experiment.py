@@ -281,7 +281,7 @@ class Experiment:
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "plugins": {name: plugin.state_dict() for name, plugin in self.strategy.plugins.items()},
             "matrix": self.matrix, "val_matrix": self.val_matrix, "rows": self.recorder.rows,
-            "activity": self.activity,
+            "activity": self.activity, "activity_seconds": self.activity_seconds,
             "timer": (self.ctx.timer.seconds, self.ctx.timer.samples),
             "pretrain_info": self.pretrain_info, "pretrain_cached": self.pretrain_cached,
             "before": dataclasses.asdict(self.before), "after": dataclasses.asdict(self.after),
@@ -295,6 +295,7 @@ class Experiment:
         for name, plugin_state in state["plugins"].items():
             self.strategy.plugins[name].load_state_dict(plugin_state)
         self.matrix, self.val_matrix, self.activity = state["matrix"], state["val_matrix"], state["activity"]
+        self.activity_seconds = state["activity_seconds"]
         self.recorder.rows[:] = state["rows"]
         self.ctx.timer.seconds, self.ctx.timer.samples = state["timer"]
         self.pretrain_info, self.pretrain_cached = state["pretrain_info"], state["pretrain_cached"]
