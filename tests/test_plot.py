@@ -7,6 +7,7 @@ import torch
 from omegaconf import OmegaConf
 
 from spikecl import plot
+from spikecl.plot import __main__ as plot_cli
 from spikecl.models.lif import RSNN
 from tests.factories import clustered_dataset
 
@@ -35,9 +36,9 @@ def test_command_on_a_run_folder(tmp_path, compose_cfg, capsys):
     (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     model_cfg = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
     torch.save(RSNN(**{**model_cfg, "nb_outputs": 4}).state_dict(), run / "model.pt")
-    assert plot.main([str(run), "--sample", "1", "--rate-samples", "8"]) == 0
+    assert plot_cli.main([str(run), "--sample", "1", "--rate-samples", "8"]) == 0
     names = sorted(p.name for p in (run / "plots").iterdir())
     assert names == ["input.png", "layer1.png", "layer2.png", "layer3.png", "rates.png",
                      "replay_d1_or_impulse_1to2.png"]
-    assert plot.main([str(tmp_path / "missing")]) == 2
+    assert plot_cli.main([str(tmp_path / "missing")]) == 2
     assert "config.yaml is missing" in capsys.readouterr().err

@@ -211,7 +211,7 @@ def test_a_run_with_two_loggers_and_its_activity_figures(compose_cfg, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     folder = tmp_path / "run"
-    summary = run(compose_cfg("logger=[csv,tensorboard]"), folder)
+    summary = run(compose_cfg("logger=[csv,tensorboard]", "plots=true"), folder)
     for key in ("rate_l1", "rate_l3", "silent_l1", "synops_inference", "synops_train_depth"):
         assert summary[key] >= 0, key
     assert len(summary["activity_per_task"]) == 3 and summary["replay_activity"][0]["ratio"] == 2
@@ -219,5 +219,8 @@ def test_a_run_with_two_loggers_and_its_activity_figures(compose_cfg, tmp_path):
     assert [(r["task"], r["data"], r["subset"]) for r in rows] == [("0", "test", "all"), ("1", "test", "all"),
                                                                     ("2", "test", "all")]
     assert (folder / "scalars.csv").is_file() and (folder / "accuracy_matrix.csv").is_file()
+    assert {p.name for p in (folder / "plots").glob("*.png")} == {"input.png", "layer1.png", "layer2.png",
+                                                                   "layer3.png", "replay_d1_or_impulse_1to2.png",
+                                                                   "rates.png"}
     events = EventAccumulator(str(folder / "tensorboard")).Reload()
     assert "cl/val/accuracy/all" in events.Tags()["scalars"] and "cl/activity/rate_l1" in events.Tags()["scalars"]

@@ -33,6 +33,7 @@ from spikecl.errors import ConfigError
 from spikecl.loggers import MultiLogger
 from spikecl.measure import compare_replay, measure
 from spikecl.report.joint import joint_figures, sibling_runs
+from spikecl.plot import plot_run
 from spikecl.pretrain import cache_key, data_fingerprint, index_hash, pretrained
 from spikecl.utils import checks
 from spikecl.utils.atomic import write_json, write_text, write_with
@@ -64,6 +65,7 @@ class Parts:
     progress: bool
     checkpoints: str
     cache_dir: Path
+    plots: bool
     files: SpikeFiles
     split: Split
     compression: Compression
@@ -80,7 +82,8 @@ def build_parts(cfg: DictConfig) -> Parts:
     parts = Parts(
         seed=checks.integer("seed", cfg.seed, 0), progress=show_progress(cfg.progress),
         checkpoints=checks.one_of("checkpoints", cfg.checkpoints, CHECKPOINT_POLICIES),
-        cache_dir=open_cache_dir(cfg.cache_dir), files=build(cfg.dataset, "dataset"), split=build(cfg.split, "split"),
+        cache_dir=open_cache_dir(cfg.cache_dir), plots=checks.boolean("plots", cfg.plots),
+        files=build(cfg.dataset, "dataset"), split=build(cfg.split, "split"),
         compression=build(cfg.compression, "compression"), eval=build(cfg.eval, "eval"), reg=build(cfg.loss, "loss"),
         pretraining=build_strategy(cfg.pretrain, "pretrain"), strategy=build_strategy(cfg.strategy, "strategy"),
         device=build(cfg.device, "device"))
@@ -105,7 +108,7 @@ class Experiment:
         self.cfg = cfg
         self.folder = Path(output_dir)
         self.fingerprint = fingerprint
-        parts = parts or build_parts(cfg)
+        self.parts = parts = parts or build_parts(cfg)
         self.seed, self.checkpoints, self.cache_dir = parts.seed, parts.checkpoints, parts.cache_dir
         self.files, self.split, self.compression = parts.files, parts.split, parts.compression
         self.eval, self.reg = parts.eval, parts.reg
@@ -354,6 +357,8 @@ class Experiment:
         final = {k: v for k, v in summary.items() if k.startswith(("acc_", "val_acc_", "bwt", "forgetting"))
                  and isinstance(v, (int, float))}
         self.logger.log_hparams(OmegaConf.to_container(self.cfg, resolve=True), final)
+        if self.parts.plots:  # one test sample of the last task, drawn by the final model
+            plot_run(self.model, self.data, self.parts, int(self.tasks[-1].test[0]), self.folder / "plots")
         write_json(self.folder / "summary.json", summary)
         for line in human_summary(summary):
             log.info(line)

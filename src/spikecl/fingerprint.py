@@ -30,9 +30,9 @@ from spikecl.utils.provenance import code_fingerprint
 log = logging.getLogger(__name__)
 
 FINGERPRINT_FILE = "fingerprint.json"
-# Keys that say where or how a run happens, not what it computes. A key the user adds under one of these
+# Keys that say where or how a run happens or what it draws, not what it computes. A key the user adds under one of these
 # is ignored too.
-NOT_RESULTS = ("hydra", "device", "progress", "cache_dir", "checkpoints", "logger", "dataset.root",
+NOT_RESULTS = ("hydra", "device", "progress", "cache_dir", "checkpoints", "logger", "plots", "dataset.root",
                "dataset.train_file", "dataset.test_file", "dataset.valid_file")
 # What a rerun moves aside when a folder's finished or interrupted run no longer matches.
 RESULT_FILES = ("summary.json", "metrics.csv", "model.pt", "per_group_accuracy.csv", "config.yaml",

@@ -1,8 +1,9 @@
 """Spike plots of a trained network: rasters of one sample's input and hidden layers, replayed activity before
 and after time compression, and per-layer firing-rate histograms (PNG, matplotlib without pyplot).
 
-``python -m spikecl.plot RUN_DIR [--sample N] [--out DIR]`` draws them for a finished run folder (its
-``config.yaml`` and ``model.pt``); the library functions take a model and data directly:
+Every run draws them into its folder's ``plots/`` at the end (``plots: true``); ``python -m spikecl.plot
+RUN_DIR [--sample N] [--out DIR]`` draws them for a finished run folder (:mod:`spikecl.plot.__main__`); the
+library functions take a model and data directly:
 
 - ``input.png``: the sample's binned input spikes (darker: more spikes in the bin);
 - ``layer<k>.png``: the spikes of hidden layer k for that sample;
@@ -16,26 +17,24 @@ Every raster has time in seconds of recording on the bottom axis, time steps on 
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from omegaconf import OmegaConf
 
-from spikecl.build import build
 from spikecl.cl.compression import decode, encode
 from spikecl.cl.plugins import Replay
 from spikecl.data import BinnedSpikes, SpikeDataset
-from spikecl.experiment import Parts, build_parts
 from spikecl.measure import count_dataset
 from spikecl.models.lif import RSNN
 from spikecl.utils.atomic import write_with
+
+if TYPE_CHECKING:  # the experiment draws these plots: a type only, no import at run time
+    from spikecl.experiment import Parts
 
 DPI = 120
 
@@ -159,39 +158,11 @@ def plot_rate_histograms(model: RSNN, spikes: BinnedSpikes, indices: Sequence[in
     return _save(fig, Path(out_dir) / "rates.png")
 
 
-# ------------------------------------------------------------------------------------------- run folders
-
-
-@dataclass
-class LoadedRun:
-    """What the plots need from a run folder: its config built into objects, the trained model, the data."""
-
-    parts: Parts
-    model: RSNN
-    data: SpikeDataset
-
-
-def load_run(run_dir: str | Path) -> LoadedRun:
-    """Read ``config.yaml`` (the resolved config) and ``model.pt`` of a run folder and load its data set.
-
-    The one place that knows the run folder's layout; ``nb_outputs: null`` is taken from the weights.
-    """
-    folder = Path(run_dir)
-    for name in ("config.yaml", "model.pt"):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder} is not a finished run folder: {name} is missing")
-    cfg = OmegaConf.load(folder / "config.yaml")
-    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-    parts = build_parts(cfg)
-    model = build(cfg.model, "model", nb_outputs=int(state["w_out"].shape[1]))
-    model.load_state_dict(state)
-    return LoadedRun(parts, model, parts.files.load(parts.cache_dir))
-
-
-def plot_run(run: LoadedRun, sample: int, out_dir: str | Path, rate_samples: int = 256) -> list[Path]:
+def plot_run(model: RSNN, data: SpikeDataset, parts: Parts, sample: int, out_dir: str | Path,
+             rate_samples: int = 256) -> list[Path]:
     """Every figure for one run: the sample's rasters, its replay at the run's depth and compression (latent
-    replay runs), and rate histograms over up to ``rate_samples`` samples of the test file."""
-    parts, model, data = run.parts, run.model, run.data
+    replay runs), and rate histograms over up to ``rate_samples`` samples of the test file. ``parts`` are the
+    run's built config (:func:`spikecl.experiment.build_parts`)."""
     if not 0 <= sample < len(data):
         raise ValueError(f"--sample {sample} is outside 0..{len(data) - 1}")
     step_s = parts.files.max_time / parts.files.nb_steps
@@ -205,28 +176,3 @@ def plot_run(run: LoadedRun, sample: int, out_dir: str | Path, rate_samples: int
     pool = pool if len(pool) else np.arange(len(data))
     paths.append(plot_rate_histograms(model, data.spikes, pool[:rate_samples], out_dir, step_s))
     return paths
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m spikecl.plot RUN_DIR [--sample N] [--out DIR]``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m spikecl.plot",
-                                     description="Draw spike rasters and firing-rate histograms of a run folder.")
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder (config.yaml, model.pt)")
-    parser.add_argument("--sample", type=int, default=0, help="data-set index of the sample to draw (default 0)")
-    parser.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: RUN_DIR/plots)")
-    parser.add_argument("--rate-samples", type=int, default=256,
-                        help="test-file samples the rate histograms average over (default 256)")
-    args = parser.parse_args(argv)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "plots"
-    try:
-        paths = plot_run(load_run(args.run_dir), args.sample, out, args.rate_samples)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for path in paths:
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,70 @@
+"""``python -m spikecl.plot RUN_DIR [--sample N] [--out DIR]``: the spike plots of a finished run folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from spikecl.build import build
+from spikecl.data import SpikeDataset
+from spikecl.experiment import Parts, build_parts
+from spikecl.models.lif import RSNN
+from spikecl.plot.spikes import plot_run
+
+
+@dataclass
+class LoadedRun:
+    """What the plots need from a run folder: its config built into objects, the trained model, the data."""
+
+    parts: Parts
+    model: RSNN
+    data: SpikeDataset
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """Read ``config.yaml`` (the resolved config) and ``model.pt`` of a run folder and load its data set.
+
+    The one place that knows the run folder's layout; ``nb_outputs: null`` is taken from the weights.
+    """
+    folder = Path(run_dir)
+    for name in ("config.yaml", "model.pt"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder} is not a finished run folder: {name} is missing")
+    cfg = OmegaConf.load(folder / "config.yaml")
+    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+    parts = build_parts(cfg)
+    model = build(cfg.model, "model", nb_outputs=int(state["w_out"].shape[1]))
+    model.load_state_dict(state)
+    return LoadedRun(parts, model, parts.files.load(parts.cache_dir))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m spikecl.plot RUN_DIR [--sample N] [--out DIR]``; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m spikecl.plot",
+                                     description="Draw spike rasters and firing-rate histograms of a run folder.")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder (config.yaml, model.pt)")
+    parser.add_argument("--sample", type=int, default=0, help="data-set index of the sample to draw (default 0)")
+    parser.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: RUN_DIR/plots)")
+    parser.add_argument("--rate-samples", type=int, default=256,
+                        help="test-file samples the rate histograms average over (default 256)")
+    args = parser.parse_args(argv)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "plots"
+    try:
+        run = load_run(args.run_dir)
+        paths = plot_run(run.model, run.data, run.parts, args.sample, out, args.rate_samples)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
