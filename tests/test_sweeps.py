@@ -413,6 +413,26 @@ def test_spikecl_multirun_resumes_and_reports_failures(spikecl, tmp_path: Path) 
                      "progressive_acc_vs_learned_classes.png"]  # fmt: skip
 
 
+def test_spikecl_multirun_reruns_a_job_whose_data_changed(spikecl, tmp_path: Path) -> None:
+    from tests.factories import write_learnable_shd
+
+    root = tmp_path / "data"
+    write_learnable_shd(root, classes=4, speakers=4, per_speaker_class=5, seed=0)
+    first = spikecl("strategy.latent_depth=1,2", f"dataset.root={root}")
+    assert first.returncode == 0, first.stdout[-3000:]
+    sweep = only("strategy.latent_depth=1,2,*", tmp_path / "outputs" / "multirun")
+    write_learnable_shd(root, classes=4, speakers=4, per_speaker_class=5, seed=1)  # same path, new content
+    again = spikecl("strategy.latent_depth=1,2", f"dataset.root={root}")
+    assert again.returncode == 0, again.stdout[-3000:]
+    jobs = json.loads((sweep / "sweep_status.json").read_text())["jobs"]
+    assert [j["status"] for j in jobs] == ["completed", "completed"]
+    assert all(j["resume"] == "rerun: the data files' content changed" for j in jobs)
+    assert len(list((sweep / "strategy.latent_depth=1").glob("summary.json.stale-*"))) == 1
+    third = spikecl("strategy.latent_depth=1,2", f"dataset.root={root}")  # nothing changed now: skipped
+    assert [j["resume"] for j in json.loads((sweep / "sweep_status.json").read_text())["jobs"]] == [
+        "skipped: same fingerprint"] * 2 and third.returncode == 0
+
+
 def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 

@@ -116,7 +116,9 @@ class SpikeclSweeper(BasicSweeper):
         records = [JobRecord(i, list(job), name=run_name(job, exclude, swept)) for i, job in enumerate(jobs)]
         resumable = self._plan(records, sweep_dir)
         pending = [r for r in records if r.status is None]
-        done_before = {r.num for r in pending if r.dir is not None and _completed(r.dir)}
+        # Launched anyway but finished before (folder names that depend on the job number): run() skips them.
+        done_before = {r.num for r in pending if r.dir is not None and _completed(r.dir)
+                       and not (r.resume or "").startswith("rerun")}
         skipped = sum(r.status == "skipped" for r in records)
         log.info(
             f"Sweep {sweep_dir}: {len(records)} jobs, {skipped} already completed, "
