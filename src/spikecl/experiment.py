@@ -125,9 +125,9 @@ class Experiment:
                  "; ".join(f"{t.name}: {len(t.train)} train / {len(t.test)} test" for t in self.tasks))
         nb_outputs = cfg.model.nb_outputs or self.data.num_classes
         if nb_outputs < self.data.num_classes:
-            raise ConfigError(f"model.nb_outputs={nb_outputs} is not valid: the data set has labels up to "
-                              f"{self.data.num_classes - 1}; set model.nb_outputs=null (one output per class) "
-                              f"or >= {self.data.num_classes}")
+            raise ConfigError(f"model.nb_outputs={nb_outputs} is not valid: the data set has "
+                              f"{self.data.num_classes} classes (its labels and class names); set "
+                              f"model.nb_outputs=null (one output per class) or >= {self.data.num_classes}")
         torch.manual_seed(self.seed)
         self.model = build(cfg.model, "model", nb_outputs=nb_outputs).to(self.device)
 
