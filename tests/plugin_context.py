@@ -41,3 +41,17 @@ def set_(param: torch.nn.Parameter, value) -> None:
     """Overwrite a parameter in place (as an optimiser step does)."""
     with torch.no_grad():
         param.copy_(torch.as_tensor(value, dtype=param.dtype))
+
+
+def toy_context(ratio: int = 2) -> Context:
+    """A class-incremental Context on the toy clustered data set (class 3 learned last), a 3-layer model."""
+    from spikecl.cl.compression import Compression
+    from spikecl.data import ClassIncremental, Partition
+    from tests.factories import clustered_dataset
+
+    data = clustered_dataset()
+    tasks = ClassIncremental(3).tasks(data, Partition("merged", 0.25), 0)
+    torch.manual_seed(0)
+    model = RSNN(nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4, weight_scale=5.0)
+    return Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"), seed=0,
+                   compression=Compression(ratio, "or_impulse", "sum_impulse"))

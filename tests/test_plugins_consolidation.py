@@ -9,23 +9,14 @@ import pytest
 import torch
 
 from spikecl.cl import Context, Plugin, Strategy
-from spikecl.cl.compression import Compression
 from spikecl.cl.plugins import Consolidation, NewClassReadout, Replay
 from spikecl.cl.plugins.consolidation import balanced_plan, generator_for, spike_dropout, spike_jitter
-from spikecl.data import ClassIncremental, Partition
 from spikecl.errors import ConfigError
 from spikecl.models.lif import RSNN
-from tests.factories import clustered_dataset
-from tests.plugin_context import TensorSource
+from tests.plugin_context import TensorSource, toy_context
 
 
-def context():
-    data = clustered_dataset()
-    tasks = ClassIncremental(3).tasks(data, Partition("merged", 0.25), 0)
-    torch.manual_seed(0)
-    model = RSNN(nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4, weight_scale=5.0)
-    return Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"), seed=0,
-                   compression=Compression(2, "or_impulse", "sum_impulse"))
+context = toy_context
 
 
 def strategy(epochs=0, **plugins):

@@ -10,15 +10,12 @@ import torch
 
 from spikecl.cl import Context, Plugin, Strategy
 from spikecl.cl.buffer import ReplayBuffer
-from spikecl.cl.compression import Compression
 from spikecl.cl.plugins import NewClassReadout, Replay, ShortTimeReplay
 from spikecl.cl.sources import BufferSource
-from spikecl.data import ClassIncremental, Partition
 from spikecl.engine import Part, minibatches
 from spikecl.errors import ConfigError
 from spikecl.models.lif import RSNN
-from tests.factories import clustered_dataset
-from tests.plugin_context import set_
+from tests.plugin_context import set_, toy_context
 
 W2 = [[1.5, 0.4], [0.3, 1.2]]   # hidden layer 1 (2 neurons) -> hidden layer 2 (2 neurons)
 V2 = [[0.0, -0.5], [0.2, 0.0]]  # recurrence of layer 2
@@ -90,13 +87,7 @@ def test_the_gradient_of_a_short_time_step_is_taken_with_the_constants_it_ran_wi
     assert torch.equal(inside, outside)
 
 
-def context():
-    data = clustered_dataset()
-    tasks = ClassIncremental(3).tasks(data, Partition("merged", 0.25), 0)
-    torch.manual_seed(0)
-    model = RSNN(nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4, weight_scale=5.0)
-    return Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"), seed=0,
-                   compression=Compression(2, "or_impulse", "sum_impulse"))
+context = toy_context
 
 
 def strategy(mix="sequential", epochs=0, order=("replay", "short"), **extra):
