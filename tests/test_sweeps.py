@@ -131,6 +131,7 @@ PRESETS = {
     "progressive_latent_replay": ("progressive", "latent_replay", "1to1"),
     "progressive_compressed_latent_replay": ("progressive", "latent_replay", "1to5"),
     "progressive_headline_1to2": ("progressive", "latent_replay", "1to2"),
+    "digits_progressive": ("progressive", "latent_replay", "1to2"),
 }
 
 
@@ -172,7 +173,7 @@ def test_named_sweep_expands_to_the_documented_jobs(name: str) -> None:
             for item in job:
                 key, value = item.split("=", 1)
                 if "." in key:
-                    assert str(OmegaConf.select(job_cfg, key)) == value
+                    assert OmegaConf.select(job_cfg, key) == yaml.safe_load(value), item
 
 
 # ---------------------------------------------------------------- the sweeper on a toy app
@@ -410,7 +411,7 @@ def test_spikecl_multirun_resumes_and_reports_failures(spikecl, tmp_path: Path) 
     assert frame.loc[frame["status"] == "completed", "override.strategy.latent_depth"].tolist().count(1) == 2
     plots = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert plots == ["acc_vs_depth_progressive.png", "acc_vs_memory_progressive.png",
-                     "progressive_acc_vs_learned_classes.png"]  # fmt: skip
+                     "acc_vs_synops_progressive.png", "progressive_acc_vs_learned_classes.png"]  # fmt: skip
 
 
 def test_spikecl_multirun_reruns_a_job_whose_data_changed(spikecl, tmp_path: Path) -> None:
@@ -454,3 +455,14 @@ def test_submitit_local_launcher(spikecl, tmp_path: Path) -> None:
     sweep_dir = only("strategy.latent_depth=1,2,*", tmp_path / "outputs" / "multirun")
     assert set(statuses(sweep_dir).values()) == {"completed"}
     assert (sweep_dir / ".submitit").is_dir()
+
+
+def test_a_swept_key_with_a_plus_prefix_names_the_run_folders() -> None:
+    from spikecl.sweeps import run_name, swept_keys
+
+    params = {"++strategy.plugins.replay.capacity": "null,796", "seed": "0,1"}
+    swept = swept_keys([], params)
+    assert swept == ["seed", "strategy.plugins.replay.capacity"]
+    names = {run_name([f"++strategy.plugins.replay.capacity={c}", f"seed={s}"], [], swept)
+             for c in ("null", "796") for s in (0, 1)}
+    assert len(names) == 4
