@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from spikecl.cl import Context, Plugin, Strategy
+from spikecl.cl import Plugin, Strategy
 from spikecl.cl.plugins import Consolidation, NewClassReadout, Replay
 from spikecl.cl.plugins.consolidation import balanced_plan, generator_for, spike_dropout, spike_jitter
 from spikecl.errors import ConfigError
-from spikecl.models.lif import RSNN
 from tests.plugin_context import TensorSource, toy_context
 
 

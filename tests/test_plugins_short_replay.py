@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikecl.cl import Context, Plugin, Strategy
+from spikecl.cl import Plugin, Strategy
 from spikecl.cl.buffer import ReplayBuffer
 from spikecl.cl.plugins import NewClassReadout, Replay, ShortTimeReplay
 from spikecl.cl.sources import BufferSource

@@ -76,6 +76,7 @@ def _run_layers(model: RSNN, current: Tensor, first: int) -> list[Tensor]:
     says so, so the spikes equal the model's (sums in the same order).
     """
     out: list[Tensor] = []
+    events: Events | None = None  # of the previous layer's spikes, for the product into the next one
     for k in range(first, model.nb_layers):
         if out:
             prev = out[-1]
