@@ -25,6 +25,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from spikecl.report.runs import SUMMARY_FILE, read_completed_summary
 from spikecl.utils.provenance import code_fingerprint
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ FINGERPRINT_FILE = "fingerprint.json"
 NOT_RESULTS = ("hydra", "device", "progress", "cache_dir", "checkpoints", "logger", "plots", "dataset.root",
                "dataset.train_file", "dataset.test_file", "dataset.valid_file")
 # What a rerun moves aside when a folder's finished or interrupted run no longer matches.
-RESULT_FILES = ("summary.json", "metrics.csv", "model.pt", "per_group_accuracy.csv", "config.yaml",
+RESULT_FILES = (SUMMARY_FILE, "metrics.csv", "model.pt", "per_group_accuracy.csv", "config.yaml",
                 FINGERPRINT_FILE, "checkpoints")
 
 
@@ -93,16 +94,22 @@ def job_fingerprint(cfg: DictConfig) -> Fingerprint:
     return fingerprint(cfg, build(cfg.dataset, "dataset").content(open_cache_dir(cfg.cache_dir)))
 
 
-def reusable(folder: Path, cfg: DictConfig) -> tuple[bool, str | None]:
-    """Whether ``folder`` holds a completed run of ``cfg``'s fingerprint (the sweeper skips it), and if it
-    holds a run of another fingerprint, why it differs (the job runs again)."""
-    from spikecl.report.runs import read_completed_summary
-
+def compare(folder: Path, fp: Fingerprint) -> tuple[bool, str | None]:
+    """Whether ``folder`` holds a completed run of fingerprint ``fp`` (reuse it), and, if it holds a run of
+    another fingerprint (finished or not), why that differs (run again)."""
     done, old = read_completed_summary(folder) is not None, read(folder)
     if not done and old is None:
         return False, None
-    reason = job_fingerprint(cfg).difference(old or {})
+    reason = fp.difference(old or {})
     return done and reason is None, reason
+
+
+def reusable(folder: Path, cfg: DictConfig) -> tuple[bool, str | None]:
+    """:func:`compare` for the job ``cfg`` (the sweeper's rule); the data files are hashed only when the
+    folder holds a run."""
+    if not (folder / FINGERPRINT_FILE).exists() and not (folder / SUMMARY_FILE).exists():
+        return False, None
+    return compare(folder, job_fingerprint(cfg))
 
 
 def read(folder: Path) -> dict[str, Any] | None:

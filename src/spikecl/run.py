@@ -17,8 +17,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from spikecl.experiment import Experiment, build_parts
-from spikecl.fingerprint import FINGERPRINT_FILE, Fingerprint, job_fingerprint, set_aside
-from spikecl.fingerprint import read as read_fingerprint
+from spikecl.fingerprint import FINGERPRINT_FILE, Fingerprint, compare, fingerprint, set_aside
 from spikecl.report.runs import read_completed_summary
 from spikecl.utils.atomic import write_json
 
@@ -49,12 +48,10 @@ def _attach_log_file(folder: Path) -> logging.Handler | None:
 def reuse_or_set_aside(folder: Path, fp: Fingerprint) -> dict[str, Any] | None:
     """The completed summary of ``folder`` if it was made with fingerprint ``fp``; otherwise the earlier
     result files of another fingerprint (finished or not) are renamed aside and None is returned."""
-    done = read_completed_summary(folder)
-    old = read_fingerprint(folder)
-    reason = fp.difference(old or {}) if done is not None or old is not None else None
-    if done is not None and reason is None:
+    same, reason = compare(folder, fp)
+    if same:
         log.info("skipping: %s already holds a completed run with the same fingerprint (%s)", folder, fp.digest)
-        return done
+        return read_completed_summary(folder)
     if reason is not None:
         set_aside(folder, reason)
     return None
@@ -68,7 +65,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, Any]
     parts = build_parts(cfg)  # a bad value stops here, before any file is read
     handler = _attach_log_file(folder)
     try:
-        fp = job_fingerprint(cfg)
+        fp = fingerprint(cfg, parts.files.content(parts.cache_dir))  # the parts built above, not again
         done = reuse_or_set_aside(folder, fp)
         if done is not None:
             return done
