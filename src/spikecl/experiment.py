@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spikecl.build import build, build_strategy
 from spikecl.cl import Context, Strategy
+from spikecl.cl.buffer import FIGURES
 from spikecl.cl.compression import Compression
 from spikecl.cl.metrics import Recorder, matrix_metrics, per_group_accuracy, task_accuracies
 from spikecl.cl.plugins import Replay
@@ -46,8 +47,7 @@ log = logging.getLogger("spikecl")
 
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_POLICIES = ("last", "all", "none")
-NO_BUFFER = {"buffer_samples": 0, "buffer_bytes": 0, "buffer_bytes_1bit": 0, "bytes_per_sample": 0,
-             "raw_rehearsal_bytes_1bit": 0}
+NO_BUFFER = dict.fromkeys(FIGURES, 0)
 
 
 def seed_everything(seed: int) -> None:

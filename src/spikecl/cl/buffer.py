@@ -31,6 +31,8 @@ from spikecl.errors import ConfigError
 
 KINDS = ("spikes", "counts", "current")
 SELECTIONS = ("class_balanced", "random", "first")
+# The size figures of ReplayBuffer.figures, in its order (0 each for a run without a buffer).
+FIGURES = ("buffer_samples", "buffer_bytes", "buffer_bytes_1bit", "bytes_per_sample", "raw_rehearsal_bytes_1bit")
 # Bit weights of one packed byte, most significant first (the numpy.packbits order).
 _SHIFTS = torch.arange(7, -1, -1, dtype=torch.uint8)
 _WEIGHTS = torch.ones(8, dtype=torch.uint8) << _SHIFTS
@@ -267,11 +269,11 @@ class ReplayBuffer:
         return self.nbytes / self._len if self._len else 0.0
 
     def figures(self, raw_values_per_sample: int) -> dict[str, float]:
-        """The buffer's size figures for a run's summary; ``raw_values_per_sample`` (steps x input units) gives
-        what raw rehearsal of the same samples would need at 1 bit per value."""
-        return {"buffer_samples": self._len, "buffer_bytes": self.nbytes, "buffer_bytes_1bit": self.nbytes_1bit,
-                "bytes_per_sample": self.bytes_per_sample,
-                "raw_rehearsal_bytes_1bit": self._len * raw_values_per_sample / 8}
+        """The buffer's size figures (:data:`FIGURES`) for a run's summary; ``raw_values_per_sample`` (steps x
+        input units) gives what raw rehearsal of the same samples would need at 1 bit per value."""
+        values = (self._len, self.nbytes, self.nbytes_1bit, self.bytes_per_sample,
+                  self._len * raw_values_per_sample / 8)
+        return dict(zip(FIGURES, values, strict=True))
 
     def state_dict(self) -> dict:
         """Everything the buffer holds, for checkpoints (tensors on the CPU)."""

@@ -6,9 +6,8 @@ cached :class:`~spikecl.data.shd.SpikeDataset` with :meth:`SpikeFiles.load`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from spikecl.data.files import file_identity
 from spikecl.data.shd import SpikeDataset, input_files, load_dataset
@@ -41,16 +40,11 @@ class SpikeFiles:
         self.max_time = checks.number("max_time", self.max_time)
         self.partition = Partition(self.protocol, self.test_fraction, self.val_fraction)
 
-    def _files(self) -> dict[str, Any]:
-        return {"name": self.name, "root": self.root, "train_file": self.train_file, "test_file": self.test_file,
-                "valid_file": self.valid_file, "nb_steps": self.nb_steps, "max_time": self.max_time,
-                "nb_units": self.nb_units}
-
     def load(self, cache_dir: str | Path) -> SpikeDataset:
         """Read and bin the files, through the binned-data cache under ``cache_dir``."""
-        return load_dataset(self._files(), cache_dir)
+        return load_dataset(asdict(self), cache_dir)
 
     def content(self, cache_dir: str | Path) -> list[str]:
         """SHA-1 of every input file, without reading them into memory (remembered per file under
         ``cache_dir`` while a file keeps its size and time)."""
-        return [file_identity(path, Path(cache_dir))["sha1"] for path in input_files(self._files())[1]]
+        return [file_identity(path, Path(cache_dir))["sha1"] for path in input_files(asdict(self))[1]]
