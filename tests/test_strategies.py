@@ -12,10 +12,12 @@ import torch
 from spikecl.cl import Context, Plugin, Strategy
 from spikecl.cl.compression import Compression
 from spikecl.cl.plugins import NewClassReadout, Replay
+from spikecl.cl.plugins import replay as replay_module
 from spikecl.cl.plugins.replay import mix_in
 from spikecl.cl.sources import CachedLatents, RawSource
 from spikecl.data import ClassIncremental, Partition, Progressive
 from spikecl.engine import Part, minibatches
+from spikecl.errors import ConfigError
 from spikecl.models.lif import RSNN
 from tests.factories import clustered_dataset
 
@@ -144,6 +146,50 @@ def test_epoch_plans_cover_every_sample_once():
     assert [b[0].source is new for b in seq] == [True] * 3 + [False] * 2
 
 
+
+def test_replay_ratio_draws_a_fresh_share_of_the_buffer_each_epoch():
+    # replay_ratio r: ceil(r * n_new) distinct buffer samples per epoch, redrawn every epoch; None or more
+    # than the buffer holds replays all of it.
+    class Src:
+        def __len__(self):
+            return 50
+
+    new, rep = Src(), Src()
+    rng = np.random.default_rng(0)
+    drawn = []
+    for _ in range(2):
+        plan = mix_in([[Part(new, np.arange(8))], [Part(new, np.arange(8, 13))]], rep, 8, "mixed", rng, 13)
+        got = np.concatenate([p.idx for b in plan for p in b if p.source is rep])
+        assert len(got) == len(set(got.tolist())) == 13 and got.max() < 50
+        assert all(len(b) == 2 for b in plan)  # half new, half replayed in every minibatch
+        drawn.append(sorted(got.tolist()))
+    assert drawn[0] != drawn[1]
+    for n in (None, 80):
+        plan = mix_in([[Part(new, np.arange(8))]], rep, 8, "sequential", rng, n)
+        assert sorted(np.concatenate([p.idx for b in plan for p in b if p.source is rep])) == list(range(50))
+
+
+def test_replay_ratio_counts_the_epochs_new_samples(monkeypatch):
+    ctx, _ = make_ctx()
+    replay = Replay("latent", buffer_size=30, replay_per_new_class=0, mix="mixed", replay_ratio=0.5)
+    s = strategy(latent_depth=1, epochs=1, replay=replay)
+    seen = []
+
+    def spy(batches, source, batch_size, mix, rng, n_replay=None):
+        seen.append((sum(len(p.idx) for b in batches for p in b), n_replay))
+        return mix_in(batches, source, batch_size, mix, rng, n_replay)
+
+    monkeypatch.setattr(replay_module, "mix_in", spy)
+    s.learn(ctx, 1)
+    (n_new, n_replay), = seen
+    assert n_new == len(ctx.tasks[1].train) and n_replay == -(-n_new // 2)
+
+
+@pytest.mark.parametrize("bad", [0, -1, "many", True])
+def test_replay_ratio_must_be_positive(bad):
+    with pytest.raises(ConfigError, match="replay_ratio"):
+        Replay("latent", replay_ratio=bad)
+
 class Trace(Plugin):
     """Records every hook call and what the loss hook sees."""
 
@@ -203,8 +249,6 @@ def test_a_plugin_loss_term_changes_training():
 
 
 def test_a_strategy_rejects_a_plugin_of_another_kind():
-    from spikecl.errors import ConfigError
-
     with pytest.raises(ConfigError, match="plugins.bad is a dict, not a spikecl.cl.Plugin"):
         Strategy(epochs=1, lr=1e-3, batch_size=4, optimizer=torch.optim.SGD, plugins={"bad": {}})
 

@@ -26,7 +26,7 @@ from spikecl.cl import Context, Strategy
 from spikecl.cl.buffer import FIGURES
 from spikecl.cl.compression import Compression
 from spikecl.cl.metrics import Recorder, matrix_metrics, per_group_accuracy, task_accuracies
-from spikecl.cl.plugins import Replay
+from spikecl.cl.plugins import JointTraining, Replay
 from spikecl.config import check_across
 from spikecl.data import SpikeFiles, Split
 from spikecl.engine import EvalSettings, Evaluation, SpikeRegulariser, Timer, evaluate, show_progress
@@ -87,6 +87,12 @@ def build_parts(cfg: DictConfig) -> Parts:
         compression=build(cfg.compression, "compression"), eval=build(cfg.eval, "eval"), reg=build(cfg.loss, "loss"),
         pretraining=build_strategy(cfg.pretrain, "pretrain"), strategy=build_strategy(cfg.strategy, "strategy"),
         device=build(cfg.device, "device"))
+    if parts.pretraining.plugin(JointTraining) is not None and parts.strategy.epochs:
+        # Joint training has seen every task's train data: nothing is left for the continual phase, whatever
+        # epochs a preset gives it (experiment=digits_progressive sets strategy.epochs for every method).
+        log.info("joint training: the continual phase trains nothing (strategy.epochs=%d not used)",
+                 parts.strategy.epochs)
+        parts.strategy.epochs = 0
     with torch.device("meta"):  # checks the model's arguments now, without memory or random numbers
         shape = build(cfg.model, "model", nb_outputs=cfg.model.nb_outputs or 1)
     check_across(nb_steps=parts.files.nb_steps, ratio=parts.compression.ratio, model=shape,

@@ -10,6 +10,13 @@ replayed samples meet the new ones:
 - ``interleaved``: new and replay minibatches alternate;
 - ``mixed``: every minibatch holds new and replayed samples in the ratio of their counts.
 
+``replay_ratio`` says how many replayed samples an epoch holds: None replays the whole buffer every epoch
+(the paper); r > 0 replays ceil(r * n_new) of them (at most the whole buffer), n_new being the epoch's new
+samples, drawn afresh every epoch at random from the buffer (without repetition within the epoch). With
+``mixed`` and r = 1 every minibatch is half new, half replayed, as experience replay with a memory
+minibatch the size of the new one (Chaudhry et al. 2019, "On tiny episodic memories"); an epoch then costs
+2 n_new samples instead of n_new + len(buffer), so more epochs fit in the same time.
+
 **A buffer of fixed total size** (``capacity``: None keeps the growth above). With ``capacity = N`` the
 buffer holds at most N samples, shared class-balanced over every class seen so far: after the samples of
 tasks 0..t joined it, each of the K classes of their train portions holds floor(N / K) or ceil(N / K)
@@ -73,16 +80,19 @@ class Replay(Plugin):
         capacity: None (the buffer grows by ``buffer_size`` then ``replay_per_new_class`` per task), or the
             fixed total number of samples, shared class-balanced over the classes seen so far (see the module
             docstring; ``buffer_size`` and ``replay_per_new_class`` are then not used).
+        replay_ratio: None (the whole buffer every epoch) or replayed samples per new sample in each epoch.
     """
 
     def __init__(self, stores: str = "latent", buffer_size: int = 1280, replay_per_new_class: int = 0,
-                 selection: str = "class_balanced", mix: str = "sequential", capacity: int | None = None) -> None:
+                 selection: str = "class_balanced", mix: str = "sequential", capacity: int | None = None,
+                 replay_ratio: float | None = None) -> None:
         self.stores = checks.one_of("stores", stores, STORES)
         self.buffer_size = checks.integer("buffer_size", buffer_size, 0)
         self.replay_per_new_class = checks.integer("replay_per_new_class", replay_per_new_class, 0)
         self.selection = checks.one_of("selection", selection, SELECTIONS)
         self.mix = checks.one_of("mix", mix, MIXES)
         self.capacity = None if capacity is None else checks.integer("capacity", capacity, 1)
+        self.replay_ratio = None if replay_ratio is None else checks.number("replay_ratio", replay_ratio)
         self.buffer: ReplayBuffer | None = None
         self.stored_tasks = 0   # tasks 0 .. stored_tasks-1 have had their turn to join the buffer
         self._source: BufferSource | None = None
@@ -114,7 +124,11 @@ class Replay(Plugin):
     def before_epoch(self, ctx: Context, task: int, epoch: int) -> None:
         if self._source is None or len(self._source) == 0:
             return
-        ctx.batches = mix_in(ctx.batches, self._source, ctx.strategy.batch_size, self.mix, ctx.rng)
+        n_replay = None
+        if self.replay_ratio is not None:
+            n_new = sum(len(p.idx) for b in ctx.batches for p in b)
+            n_replay = math.ceil(self.replay_ratio * n_new)
+        ctx.batches = mix_in(ctx.batches, self._source, ctx.strategy.batch_size, self.mix, ctx.rng, n_replay)
 
     def state_dict(self) -> dict[str, Any]:
         return {"stored_tasks": self.stored_tasks, "buffer": None if self.buffer is None else self.buffer.state_dict()}
@@ -200,14 +214,15 @@ class Replay(Plugin):
 
 
 def mix_in(batches: list[list[Part]], replay: BufferSource, batch_size: int, mix: str,
-           rng: np.random.Generator) -> list[list[Part]]:
-    """The epoch's minibatches of new data ``batches`` with the replayed samples added as ``mix`` says.
+           rng: np.random.Generator, n_replay: int | None = None) -> list[list[Part]]:
+    """The epoch's minibatches of new data ``batches`` with replayed samples added as ``mix`` says.
 
-    The order within the buffer is reshuffled every epoch from ``rng``; ``mixed`` also redraws the new
-    data's order, since its minibatches are cut to a different size.
+    ``n_replay`` samples of the buffer are replayed (None or more than it holds: all of them), chosen and
+    ordered afresh every epoch from ``rng``; ``mixed`` also redraws the new data's order, since its
+    minibatches are cut to a different size.
     """
     new = batches[0][0].source if batches else None
-    rep_idx = rng.permutation(len(replay))
+    rep_idx = rng.permutation(len(replay))[:n_replay]
     if mix == "sequential":
         return batches + [[Part(replay, b, True)] for b in minibatches(rep_idx, batch_size)]
     if mix == "interleaved":
