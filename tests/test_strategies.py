@@ -146,7 +146,6 @@ def test_epoch_plans_cover_every_sample_once():
     assert [b[0].source is new for b in seq] == [True] * 3 + [False] * 2
 
 
-
 def test_replay_ratio_draws_a_fresh_share_of_the_buffer_each_epoch():
     # replay_ratio r: ceil(r * n_new) distinct buffer samples per epoch, redrawn every epoch; None or more
     # than the buffer holds replays all of it.
