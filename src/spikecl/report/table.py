@@ -186,14 +186,23 @@ def activity_metrics(frame: pd.DataFrame) -> list[str]:
     return rates + ([SYNOPS_METRIC] if SYNOPS_METRIC in frame.columns else [])
 
 
-def si_number(n: float) -> str:
-    """``1.23 M``-style numbers (k, M, G, T) for operation counts."""
+_DECIMAL_PREFIXES = (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3))
+
+
+def _prefixed(n: float | None, unit: str, below: str) -> str:
+    """``n`` in the largest decimal prefix it reaches (3 significant digits), else ``below.format(n)``;
+    empty for None or a non-finite number."""
     if n is None or not math.isfinite(n):
         return ""
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+    for prefix, scale in _DECIMAL_PREFIXES:
         if abs(n) >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n:.3g}"
+            return f"{n / scale:.3g} {prefix}{unit}"
+    return below.format(n)
+
+
+def si_number(n: float) -> str:
+    """``1.23 M``-style numbers (k, M, G, T) for operation counts."""
+    return _prefixed(n, "", "{:.3g}")
 
 
 def _setting_cells(group: pd.DataFrame, varying: list[str]) -> dict[str, str]:
@@ -232,12 +241,7 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 def human_bytes(n: float) -> str:
     """Decimal units as in the paper (160 kB = 160,000 bytes)."""
-    if n is None or not math.isfinite(n):
-        return ""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n:.0f} B"
+    return _prefixed(n, "B", "{:.0f} B")
 
 
 def _extra_keys(runs: pd.DataFrame) -> list[str]:
