@@ -272,6 +272,26 @@ class RSNN(nn.Module):
         finally:
             self.alpha, self.beta, self.threshold, self._kernels = saved
 
+    # ------------------------------------------------------------------------- the readout's class columns
+
+    def reset_class_columns(self, classes: Sequence[int], mean: float, std: float,
+                            generator: torch.Generator) -> None:
+        """Draw the readout weights of every class in ``classes`` afresh ~ N(mean, std), one class after the
+        other in the given order from ``generator`` (a CPU generator: the paper's stream of new columns)."""
+        with torch.no_grad():
+            for c in classes:
+                col = torch.empty(self.w_out.shape[0]).normal_(mean, std, generator=generator)
+                self.w_out[:, c] = col.to(self.w_out.device)
+
+    def class_column_norms(self) -> Tensor:
+        """L2 norm of each class's readout weights, [C] (detached)."""
+        return self.w_out.detach().norm(dim=0)
+
+    def scale_class_columns(self, classes: Sequence[int], factor: float | Tensor) -> None:
+        """Multiply the readout weights of ``classes`` by ``factor``."""
+        with torch.no_grad():
+            self.w_out[:, list(classes)] *= factor
+
     # ----------------------------------------------------------------------------------- forward passes
 
     def input_current(self, x: Tensor, nb_steps: int | None = None) -> Tensor:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import torch
-
 from spikecl.cl.plugin import Plugin
 from spikecl.cl.plugins.params import old_classes
 
@@ -33,9 +31,7 @@ class WeightAlign(Plugin):
         new = sorted(set(ctx.tasks[task].classes) - set(old))
         if not old or not new:
             return
-        w = ctx.model.w_out
-        with torch.no_grad():
-            norms = w.norm(dim=0)
-            new_norm = norms[new].mean()
-            if new_norm > 0:  # all-zero new columns have no direction to scale
-                w[:, new] *= norms[old].mean() / new_norm
+        norms = ctx.model.class_column_norms()
+        new_norm = norms[new].mean()
+        if new_norm > 0:  # all-zero new columns have no direction to scale
+            ctx.model.scale_class_columns(new, norms[old].mean() / new_norm)

@@ -22,9 +22,6 @@ class NewClassReadout(Plugin):
         new_classes = [c for c in ctx.tasks[task].classes if c not in seen]
         if task == 0 or not new_classes:
             return
+        # one column per class, drawn in class order from the paper's stream
         gen = torch.Generator().manual_seed(ctx.seed * 1000 + task)
-        w_out = ctx.model.w_out
-        with torch.no_grad():
-            for c in new_classes:  # one column per class, drawn in class order (the paper's stream)
-                col = torch.empty(w_out.shape[0]).normal_(self.mean, self.std, generator=gen)
-                w_out[:, c] = col.to(w_out.device)
+        ctx.model.reset_class_columns(new_classes, self.mean, self.std, gen)
