@@ -13,8 +13,7 @@ TINY = ["dataset=shd", "model.hidden=[32,24,16]", "model.weight_scale=2.0", "pre
         "pretrain.lr=5e-3", "strategy.epochs=2", "strategy.lr=5e-3", "strategy.batch_size=16",
         "pretrain.batch_size=16", "progress=false", "plots=false"]
 # The replay plugin's settings, for strategies that have one.
-TINY_REPLAY = ["strategy.plugins.replay.buffer_size=16", "strategy.plugins.replay.replay_per_new_class=4",
-               "strategy.plugins.replay.capacity=null"]
+TINY_REPLAY = ["policy=growing", "strategy.plugins.replay.policy.capacity=16", "strategy.plugins.replay.policy.growth=4"]
 
 
 @pytest.fixture(scope="session")

@@ -57,3 +57,31 @@ def write_learnable_shd(root, classes: int = 4, speakers: int = 4, per_speaker_c
                     lst.append(v)
     for split, (t, u, lab, spk) in rows.items():
         write_shd_file(f"{root}/shd_{split}.h5", t, u, lab, spk)
+
+
+def replay_plugin(stores: str = "latent", capacity: int | None = 16, growth: int | None = 4, mix: str = "sequential",
+                  replay_ratio: float | None = None, policy: str = "Growing", **policy_args):
+    """A Replay plugin with a storage policy (``Growing`` by default, as the paper) for unit tests."""
+    from spikecl.cl import policies
+    from spikecl.cl.plugins import Replay
+
+    return Replay(stores=stores, policy=getattr(policies, policy)(capacity=capacity, growth=growth, **policy_args),
+                  mix=mix, replay_ratio=replay_ratio)
+
+
+def readout_plugin():
+    """The paper's new-class readout columns, N(0.003, 0.003)."""
+    from spikecl.cl.plugins import NewClassReadout
+
+    return NewClassReadout(mean=0.003, std=0.003)
+
+
+def shipped_plugin(name: str, **settings):
+    """The plugin of ``conf/plugin/<name>.yaml`` with its shipped settings, changed by ``settings``."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from spikecl.cli import config_dir
+
+    node = OmegaConf.load(config_dir() / "plugin" / f"{name}.yaml")
+    return instantiate(OmegaConf.merge(node, settings))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import torch
 
@@ -31,8 +29,8 @@ def task(name: str, classes: list[int], train=()) -> Task:
 
 def make_ctx(model: RSNN, depth: int, tasks: list[Task], new=None, data=None, task_index: int = 1) -> Context:
     """A context as the loop sets it while task ``task_index`` trains at ``depth``."""
-    ctx = Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"), seed=0)
-    ctx.strategy, ctx.task, ctx.new = SimpleNamespace(depth=depth), task_index, new
+    ctx = Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"), seed=0, latent_depth=depth)
+    ctx.task, ctx.new = task_index, new
     ctx.trainable = model.layer_parameters(depth)
     return ctx
 
@@ -50,8 +48,9 @@ def toy_context(ratio: int = 2) -> Context:
     from tests.factories import clustered_dataset
 
     data = clustered_dataset()
-    tasks = ClassIncremental(3).tasks(data, Partition("merged", 0.25), 0)
+    tasks = ClassIncremental(new_class=3).tasks(data, Partition("merged", 0.25), 0)
     torch.manual_seed(0)
     model = RSNN(nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4, weight_scale=5.0)
     return Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"), seed=0,
-                   compression=Compression(ratio, "or_impulse", "sum_impulse"))
+                   compression=Compression(ratio=ratio, codec="or_impulse", input_codec="sum_impulse",
+                                               current_dtype="float32"))

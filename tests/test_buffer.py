@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from spikecl.cl.buffer import ReplayBuffer, pack_bits, select_samples, unpack_bits
+from spikecl.cl.policies import select_samples
+from spikecl.cl.storage import ReplayBuffer, pack_bits, unpack_bits
 from spikecl.cl.compression import CODECS, decode, encode
 from spikecl.errors import ConfigError
 

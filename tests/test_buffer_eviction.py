@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from spikecl.cl.buffer import ReplayBuffer, balanced_eviction
+from spikecl.cl.policies import balanced_eviction
+from spikecl.cl.storage import ReplayBuffer
 
 
 def filled(n=6, width=13, steps=4):

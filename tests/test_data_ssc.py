@@ -165,7 +165,7 @@ def test_splits_on_ssc(ssc: tuple[Path, dict[str, dict], SpikeDataset], protocol
     _, _, ds = ssc
     partition = Partition(protocol, 0.25)
     old, new = list(range(0, 30)), [34, 30, 33, 31, 32]  # any class lists, any order
-    tasks = Progressive(old, new).tasks(ds, partition, seed=0)
+    tasks = Progressive(old_classes=old, new_classes=new).tasks(ds, partition, seed=0)
     assert [t.name for t in tasks] == ["pretrain"] + [f"class {c}" for c in new]
     assert tasks[0].classes == old and [t.classes for t in tasks[1:]] == [[c] for c in new]
     used = np.concatenate([np.concatenate([t.train, t.val, t.test]) for t in tasks])
@@ -178,7 +178,7 @@ def test_splits_on_ssc(ssc: tuple[Path, dict[str, dict], SpikeDataset], protocol
     (pre, last) = ClassIncremental(new_class=34).tasks(ds, partition, seed=0)
     assert last.classes == [34] and pre.classes == list(range(34))
     with pytest.raises(ConfigError, match="35"):
-        Progressive([0, 1], [35]).tasks(ds, partition, seed=0)
+        Progressive(old_classes=[0, 1], new_classes=[35]).tasks(ds, partition, seed=0)
 
 
 def _tonic_layout(root: Path, plain: Path) -> None:

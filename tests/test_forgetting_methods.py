@@ -31,20 +31,19 @@ BUDGET = ["pretrain.epochs=60", "split.new_classes=[10,11,12]", "strategy.epochs
 P = "++strategy.plugins"
 METHODS = {
     "naive": ["strategy=naive"],
-    "ewc": ["strategy=naive", f"{P}.ewc._target_=spikecl.cl.plugins.EWC", f"{P}.ewc.ewc_lambda=1000"],
-    "si": ["strategy=naive", f"{P}.si._target_=spikecl.cl.plugins.SI", f"{P}.si.c=1.0"],
-    "lwf": ["strategy=naive", f"{P}.lwf._target_=spikecl.cl.plugins.LwF"],
+    "ewc": ["strategy=naive", "plugin=ewc", f"{P}.ewc.ewc_lambda=1000"],
+    "si": ["strategy=naive", "plugin=si", f"{P}.si.c=1.0"],
+    "lwf": ["strategy=naive", "plugin=lwf"],
     "latent_replay": [],
-    "replay+ewc": [f"{P}.ewc._target_=spikecl.cl.plugins.EWC"],
-    "replay+lwf": [f"{P}.lwf._target_=spikecl.cl.plugins.LwF"],
-    "replay+balanced_loss": [f"{P}.balanced._target_=spikecl.cl.plugins.ClassBalancedLoss"],
-    "replay+consolidation": [f"{P}.sleep._target_=spikecl.cl.plugins.Consolidation", f"{P}.sleep.epochs=2"],
-    "replay+consolidation_dropout": [f"{P}.sleep._target_=spikecl.cl.plugins.Consolidation",
-                                     f"{P}.sleep.noise=dropout", f"{P}.sleep.p=0.1"],
-    "replay+consolidation_buffer_alone": [f"{P}.sleep._target_=spikecl.cl.plugins.Consolidation",
-                                          f"{P}.sleep.include_new=false"],
-    "capacity_buffer_400": [f"{P}.replay.capacity=400"],
-    "capacity_buffer_200": [f"{P}.replay.capacity=200"],
+    "replay+ewc": ["plugin=ewc"],
+    "replay+lwf": ["plugin=lwf"],
+    "replay+balanced_loss": ["plugin=balanced_loss"],
+    "replay+consolidation": ["plugin=consolidation", f"{P}.consolidation.epochs=2"],
+    "replay+consolidation_dropout": ["plugin=consolidation", f"{P}.consolidation.noise=dropout",
+                                     f"{P}.consolidation.p=0.1"],
+    "replay+consolidation_buffer_alone": ["plugin=consolidation", f"{P}.consolidation.include_new=false"],
+    "capacity_buffer_400": [f"{P}.replay.policy.capacity=400"],
+    "capacity_buffer_200": [f"{P}.replay.policy.capacity=200"],
 }
 REGULARISERS = ("ewc", "si", "lwf")
 AGAINST_NAIVE = [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason="no replay: see the module docstring"))

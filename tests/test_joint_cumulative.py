@@ -12,7 +12,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from spikecl.cl import Plugin
-from spikecl.cl.buffer import select_samples
+from spikecl.cl.policies import select_samples
 from spikecl.cl.plugins import JointTraining, Replay
 from spikecl.cli import config_dir
 from spikecl.experiment import Experiment
@@ -30,7 +30,7 @@ class Spy(Plugin):
     def before_epoch(self, ctx, task, epoch):
         if epoch == 1:
             SEEN.setdefault("new", []).append((task, np.asarray(ctx.new.indices).copy()))
-            replay = ctx.strategy.plugin(Replay)
+            replay = ctx.plugin(Replay)
             if replay is not None:
                 SEEN.setdefault("buffer", []).append((task, replay.buffer.sample_ids.copy()))
 
@@ -73,7 +73,7 @@ def test_joint_trains_once_on_every_train_sample_and_rows_are_equal(cfg_of, tmp_
     assert len(matrix) == 3 and all(row == matrix[0] for row in matrix)
     assert summary["acc_old"] == summary["acc_old_before"] and summary["forgetting"] == 0.0
     assert min(matrix[0][1:]) > 0.5  # the "new" classes too were learned in pretraining
-    assert summary["buffer_samples"] == 0 and math.isnan(summary["cl_samples_per_second"])  # trained nothing
+    assert "buffer_samples" not in summary and math.isnan(summary["cl_samples_per_second"])  # trained nothing
     on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert on_disk["accuracy_matrix"] == matrix
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import numpy as np
 import torch
 from omegaconf import OmegaConf
 
 from spikecl import plot
+from spikecl.build import build_setup
 from spikecl.plot import __main__ as plot_cli
 from spikecl.models.lif import RSNN
 from tests.factories import clustered_dataset
@@ -34,8 +36,11 @@ def test_command_on_a_run_folder(tmp_path, compose_cfg, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    model_cfg = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
-    torch.save(RSNN(**{**model_cfg, "nb_outputs": 4}).state_dict(), run / "model.pt")
+    setup = build_setup(cfg)  # the model as a run makes it: one output per class of the data set
+    model = setup.model(nb_outputs=setup.files.load(setup.cache_dir).num_classes)
+    torch.save(model.state_dict(), run / "model.pt")
+    stored = {"depth": 1, "ratio": 2, "codec": "or_impulse"}  # what the replay plugin reports it stores
+    (run / "summary.json").write_text(json.dumps({"status": "completed", "stored_activity": stored}))
     assert plot_cli.main([str(run), "--sample", "1", "--rate-samples", "8"]) == 0
     names = sorted(p.name for p in (run / "plots").iterdir())
     assert names == ["input.png", "layer1.png", "layer2.png", "layer3.png", "rates.png",

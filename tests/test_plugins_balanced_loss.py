@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikecl.cl.plugin import Batch
+from spikecl.cl.minibatch import Batch
 from spikecl.cl.plugins import ClassBalancedLoss
 from spikecl.cl.plugins.balanced_loss import class_balanced_weights
 
@@ -23,14 +23,14 @@ def nll(row, y):
 def total_loss(plugin, scores, labels):
     """What the loop adds up: mean NLL of the minibatch plus the plugin's term."""
     mean = F.nll_loss(F.log_softmax(scores, dim=1), labels)
-    term = plugin.loss(None, Batch(None, labels, torch.zeros(len(labels), dtype=torch.bool), None), scores)
+    term = plugin.loss(None, Batch(None, labels, torch.zeros(len(labels), dtype=torch.bool), None, 0), scores)
     return mean if term is None else mean + term
 
 
 def test_total_is_the_class_balanced_nll():
     scores = torch.tensor(SCORES, requires_grad=True)
     labels = torch.tensor(LABELS)
-    total = total_loss(ClassBalancedLoss(), scores, labels)
+    total = total_loss(ClassBalancedLoss(strength=1.0), scores, labels)
     losses = [nll(r, y) for r, y in zip(SCORES, LABELS)]
     # 3 classes present: each weighs 1/3, shared by its samples
     by_hand = (losses[0] + losses[1] + losses[2]) / 9 + losses[3] / 3 + losses[4] / 3
@@ -49,14 +49,14 @@ def test_total_is_the_class_balanced_nll():
 def test_strength_interpolates_and_equal_counts_change_nothing():
     scores, labels = torch.tensor(SCORES), torch.tensor(LABELS)
     mean = F.nll_loss(F.log_softmax(scores, dim=1), labels).item()
-    balanced = total_loss(ClassBalancedLoss(), scores, labels).item()
+    balanced = total_loss(ClassBalancedLoss(strength=1.0), scores, labels).item()
     half = total_loss(ClassBalancedLoss(strength=0.5), scores, labels).item()
     assert half == pytest.approx((mean + balanced) / 2, rel=1e-6)
-    plugin = ClassBalancedLoss()
+    plugin = ClassBalancedLoss(strength=1.0)
     even = torch.tensor([0, 2, 2, 0, 1, 1])
-    assert plugin.loss(None, Batch(None, even, None, None), torch.zeros(6, 3)) is None
-    assert plugin.loss(None, Batch(None, torch.tensor([1, 1]), None, None), torch.zeros(2, 3)) is None
-    assert ClassBalancedLoss(strength=0).loss(None, Batch(None, labels, None, None), scores) is None
+    assert plugin.loss(None, Batch(None, even, None, None, 0), torch.zeros(6, 3)) is None
+    assert plugin.loss(None, Batch(None, torch.tensor([1, 1]), None, None, 0), torch.zeros(2, 3)) is None
+    assert ClassBalancedLoss(strength=0).loss(None, Batch(None, labels, None, None, 0), scores) is None
 
 
 def test_weights_sum_to_one_over_the_classes_present():

@@ -1,4 +1,5 @@
-"""Replay with a buffer of fixed total size shared class-balanced by every class seen so far."""
+"""Replay with a class-balanced storage policy: a buffer of fixed total size shared by every class seen so far,
+through the replay plugin and the loop."""
 
 from __future__ import annotations
 
@@ -11,26 +12,29 @@ import torch
 
 from spikecl.cl import Context, Strategy
 from spikecl.cl.compression import Compression
-from spikecl.cl.plugins import Replay
 from spikecl.data import Partition, Progressive, Task
 from spikecl.errors import ConfigError
 from spikecl.models.lif import RSNN
-from tests.factories import clustered_dataset
+from tests.factories import clustered_dataset, replay_plugin
 
 
 def context(tasks=None):
     data = clustered_dataset()
     if tasks is None:  # classes 0, 1 pretrained, then 2, then 3; a validation part in every train portion
-        tasks = Progressive([0, 1], [2, 3]).tasks(data, Partition("merged", 0.25, 0.2), 0)
+        tasks = Progressive(old_classes=[0, 1], new_classes=[2, 3]).tasks(data, Partition("merged", 0.25, 0.2), 0)
     torch.manual_seed(0)
     model = RSNN(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=5.0)
     return Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"), seed=0,
-                   compression=Compression(2, "or_impulse", "sum_impulse"))
+                   compression=Compression(ratio=2, codec="or_impulse", input_codec="sum_impulse", current_dtype="float32"))
 
 
 def strategy(replay):
     return Strategy(name="t", latent_depth=1, epochs=0, lr=1e-2, batch_size=8, plugins={"replay": replay},
                     optimizer=partial(torch.optim.Adamax, lr=1e-2))
+
+
+def balanced(capacity):
+    return replay_plugin("latent", capacity, 0, policy="ClassBalanced")
 
 
 def counts(replay):
@@ -39,7 +43,7 @@ def counts(replay):
 
 def test_every_class_seen_gets_its_share_of_the_capacity():
     ctx = context()
-    replay = Replay("latent", buffer_size=1000, replay_per_new_class=1000, capacity=6)
+    replay = balanced(6)
     s = strategy(replay)
     s.learn(ctx, 1)
     assert counts(replay) == {0: 3, 1: 3}  # the pretraining task stores only its share: 6 / 2 classes
@@ -54,7 +58,7 @@ def test_every_class_seen_gets_its_share_of_the_capacity():
 
 def test_an_uneven_share_is_floor_or_ceil():
     ctx = context()
-    replay = Replay("latent", capacity=7)
+    replay = balanced(7)
     s = strategy(replay)
     s.learn(ctx, 1)
     assert sorted(counts(replay).values()) == [3, 4]
@@ -72,7 +76,7 @@ def test_a_known_class_brings_a_reservoir_share_of_its_new_samples():
              Task("more", [0, 1], np.sort(np.r_[of[0][6:], of[1][6:]]), none),
              Task("c2", [2], of[2], none), Task("c3", [3], of[3], none)]
     ctx = context(tasks)
-    replay = Replay("latent", capacity=8)
+    replay = balanced(8)
     s = strategy(replay)
     s.learn(ctx, 1)
     s.learn(ctx, 2)
@@ -86,13 +90,13 @@ def test_a_known_class_brings_a_reservoir_share_of_its_new_samples():
 
 def test_the_same_seed_gives_the_same_buffer_and_a_checkpoint_keeps_it():
     a, b = context(), context()
-    ra, rb = Replay("latent", capacity=5), Replay("latent", capacity=5)
+    ra, rb = balanced(5), balanced(5)
     sa, sb = strategy(ra), strategy(rb)
     for t in (1, 2):
         sa.learn(a, t)
         sb.learn(b, t)
     assert np.array_equal(ra.buffer.sample_ids, rb.buffer.sample_ids)
-    restored = Replay("latent", capacity=5)
+    restored = balanced(5)
     restored.load_state_dict(ra.state_dict())
     strategy(restored).learn(a, 2)  # nothing new to store: the restored buffer as it was
     assert np.array_equal(restored.buffer.sample_ids, ra.buffer.sample_ids)
@@ -100,15 +104,17 @@ def test_the_same_seed_gives_the_same_buffer_and_a_checkpoint_keeps_it():
 
 
 def test_a_capacity_below_the_number_of_classes_is_a_config_error():
-    with pytest.raises(ConfigError, match="capacity=3 is less than the 4 classes"):
-        strategy(Replay("latent", capacity=3)).learn(context(), 1)
+    # the last task's samples never join the buffer: 3 places serve classes 0, 1 and 2, 2 do not
+    strategy(balanced(3)).learn(context(), 1)
+    with pytest.raises(ConfigError, match=r"capacity=2 \(growth=0\) gives 2 places for the 3 classes seen after task 1"):
+        strategy(balanced(2)).learn(context(), 1)
     with pytest.raises(ConfigError, match="capacity=0"):
-        Replay("latent", capacity=0)
+        balanced(0)
 
 
-def test_without_capacity_the_buffer_grows_as_before():
+def test_the_growing_policy_grows_as_the_paper():
     ctx = context()
-    replay = Replay("latent", buffer_size=10, replay_per_new_class=3)
+    replay = replay_plugin("latent", 10, 3)
     s = strategy(replay)
     s.learn(ctx, 1)
     s.learn(ctx, 2)

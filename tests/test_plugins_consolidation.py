@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from spikecl.cl import Plugin, Strategy
-from spikecl.cl.plugins import Consolidation, NewClassReadout, Replay
-from spikecl.cl.plugins.consolidation import balanced_plan, generator_for, spike_dropout, spike_jitter
+from spikecl.cl.plugins import Consolidation
+from spikecl.cl.plugins.consolidation import balanced_plan, spike_dropout, spike_jitter
 from spikecl.errors import ConfigError
+from spikecl.utils.streams import replay_noise
+from tests.factories import readout_plugin, replay_plugin
 from tests.plugin_context import TensorSource, toy_context
 
 
@@ -19,10 +21,15 @@ context = toy_context
 
 
 def strategy(epochs=0, **plugins):
-    plugins = {"readout": NewClassReadout(), "replay": Replay("latent", 16, 0, "class_balanced", "sequential"),
-               **plugins}
+    plugins = {"readout": readout_plugin(), "replay": replay_plugin("latent", 16, 0), **plugins}
     return Strategy(name="t", latent_depth=1, epochs=epochs, lr=1e-2, batch_size=8, plugins=plugins,
                     optimizer=partial(torch.optim.Adamax, lr=1e-2, betas=(0.9, 0.999)))
+
+
+def sleep(**settings):
+    """A Consolidation plugin with conf/plugin/consolidation.yaml's settings, changed by ``settings``."""
+    return Consolidation(**{"epochs": 2, "lr_scale": 1.0, "noise": "none", "p": 0.1, "jitter": 1, "include_new": True,
+                            **settings})
 
 
 def weights(ctx):
@@ -41,7 +48,7 @@ def learned(consolidation, epochs=0):
 def test_consolidation_trains_only_the_trainable_parameters(noise):
     # no epoch on the task itself: every change after the readout's new column is the consolidation's
     _, start, plain = learned(None)
-    ctx, _, after = learned(Consolidation(epochs=2, noise=noise, p=0.3, jitter=2))
+    ctx, _, after = learned(sleep(epochs=2, noise=noise, p=0.3, jitter=2))
     for name in ("w.0", "v.0"):  # below the latent depth 1
         assert torch.equal(after[name], start[name]), name
     for name in ("w.1", "w.2", "v.1", "v.2", "w_out"):
@@ -52,23 +59,22 @@ def test_consolidation_trains_only_the_trainable_parameters(noise):
 
 def test_zero_epochs_change_nothing():
     _, _, plain = learned(None, epochs=1)
-    _, _, after = learned(Consolidation(epochs=0, noise="none"), epochs=1)
+    _, _, after = learned(sleep(epochs=0, noise="none"), epochs=1)
     assert all(torch.equal(after[n], plain[n]) for n in plain)
 
 
 def test_the_same_seed_gives_the_same_noisy_consolidation_and_noise_matters():
-    a = learned(Consolidation(epochs=1, noise="dropout", p=0.5))[2]
-    b = learned(Consolidation(epochs=1, noise="dropout", p=0.5))[2]
-    clean = learned(Consolidation(epochs=1))[2]
+    a = learned(sleep(epochs=1, noise="dropout", p=0.5))[2]
+    b = learned(sleep(epochs=1, noise="dropout", p=0.5))[2]
+    clean = learned(sleep(epochs=1))[2]
     assert all(torch.equal(a[n], b[n]) for n in a)
     assert not torch.equal(a["w_out"], clean["w_out"])
 
 
 def test_consolidation_needs_a_replay_plugin():
-    s = Strategy(name="t", latent_depth=1, epochs=0, lr=1e-2, batch_size=8, plugins={"c": Consolidation()},
-                 optimizer=partial(torch.optim.Adamax, lr=1e-2))
     with pytest.raises(ConfigError, match="needs a Replay plugin"):
-        s.learn(context(), 1)
+        Strategy(name="t", latent_depth=1, epochs=0, lr=1e-2, batch_size=8, plugins={"c": sleep()},
+                 optimizer=partial(torch.optim.Adamax, lr=1e-2))
 
 
 def test_class_balanced_plan_holds_every_class_equally():
@@ -85,7 +91,7 @@ def test_class_balanced_plan_holds_every_class_equally():
 
 
 def test_dropout_thins_spikes_and_counts():
-    g = generator_for([0, 5, 1, 1], torch.device("cpu"))
+    g = replay_noise(0, 1, 1, "cpu")
     z = (torch.rand(4, 50, 20, generator=torch.Generator().manual_seed(1)) < 0.3).float()
     dropped = spike_dropout(z, 0.5, "spikes", g)
     assert bool((dropped <= z).all()) and 0.4 < dropped.sum() / z.sum() < 0.6
@@ -94,14 +100,14 @@ def test_dropout_thins_spikes_and_counts():
     thinned = spike_dropout(counts, 0.5, "counts", g)
     assert bool((thinned <= counts).all()) and 0.4 < thinned.sum() / counts.sum() < 0.6
     assert torch.equal(thinned, thinned.round())
-    again = spike_dropout(z, 0.5, "spikes", generator_for([0, 5, 1, 1], torch.device("cpu")))
-    assert torch.equal(again, spike_dropout(z, 0.5, "spikes", generator_for([0, 5, 1, 1], torch.device("cpu"))))
+    again = spike_dropout(z, 0.5, "spikes", replay_noise(0, 1, 1, "cpu"))
+    assert torch.equal(again, spike_dropout(z, 0.5, "spikes", replay_noise(0, 1, 1, "cpu")))
 
 
 def test_jitter_moves_each_spike_by_at_most_its_range():
     z = torch.zeros(1, 10, 3)
     z[0, 5, 0] = z[0, 2, 1] = z[0, 9, 2] = 1.0  # one spike per neuron
-    g = generator_for([0, 5, 1, 1], torch.device("cpu"))
+    g = replay_noise(0, 1, 1, "cpu")
     assert torch.equal(spike_jitter(z, 0, "spikes", g), z)
     for _ in range(20):
         moved = spike_jitter(z, 2, "spikes", g)
@@ -127,7 +133,7 @@ class Seen(Plugin):
 def test_the_phase_rehearses_the_buffer_and_with_include_new_the_task_s_samples(include_new):
     seen = Seen()
     ctx = context()
-    strategy(0, sleep=Consolidation(epochs=1, include_new=include_new), seen=seen).learn(ctx, 1)
+    strategy(0, sleep=sleep(epochs=1, include_new=include_new), seen=seen).learn(ctx, 1)
     labels = [y for ys, _ in seen.batches for y in ys]
     replayed = [r for _, rs in seen.batches for r in rs]
     new_class = ctx.tasks[1].classes[0]

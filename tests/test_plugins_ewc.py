@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from spikecl.cl.plugins.ewc import EWC
 from spikecl.models.lif import RSNN, class_scores
-from tests.factories import clustered_dataset
+from tests.factories import clustered_dataset, shipped_plugin
 from tests.plugin_context import TensorSource, make_ctx, set_, task
 
 TASKS = [task("pre", [0, 1]), task("new", [2])]
@@ -39,7 +39,7 @@ def hand_gradients(w):
 @pytest.mark.parametrize("batch_size", [1, 2, 3])
 def test_fisher_is_the_size_weighted_mean_of_squared_minibatch_gradients(batch_size):
     model, ctx = last_layer_case()
-    ewc = EWC(ewc_lambda=2.0, batch_size=batch_size)
+    ewc = shipped_plugin("ewc", ewc_lambda=2.0, batch_size=batch_size)
     ewc.after_task(ctx, 1)
     g = hand_gradients(W)
     batches = [g[i:i + batch_size] for i in range(0, 3, batch_size)]
@@ -52,7 +52,7 @@ def test_fisher_is_the_size_weighted_mean_of_squared_minibatch_gradients(batch_s
 
 def test_penalty_and_its_gradient_by_hand():
     model, ctx = last_layer_case()
-    ewc = EWC(ewc_lambda=3.0, batch_size=1)
+    ewc = shipped_plugin("ewc", ewc_lambda=3.0, batch_size=1)
     assert ewc.loss(ctx, None, None) is None  # nothing consolidated yet
     ewc.after_task(ctx, 1)
     fisher = (hand_gradients(W) ** 2).mean(axis=0)
@@ -66,7 +66,7 @@ def test_penalty_and_its_gradient_by_hand():
 
 def test_online_accumulation_with_decay():
     model, ctx = last_layer_case()
-    ewc = EWC(decay=0.5, batch_size=1)
+    ewc = shipped_plugin("ewc", decay=0.5, batch_size=1)
     ewc.after_task(ctx, 1)
     w2 = W * 2
     set_(model.w_out, w2)
@@ -74,7 +74,7 @@ def test_online_accumulation_with_decay():
     f1, f2 = ((hand_gradients(w) ** 2).mean(axis=0) for w in (W, w2))
     np.testing.assert_allclose(ewc.fisher["w_out"].numpy(), 0.5 * f1 + f2, rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(ewc.anchor["w_out"].numpy(), w2)
-    restored = EWC(decay=0.5)
+    restored = shipped_plugin("ewc", decay=0.5)
     restored.load_state_dict(ewc.state_dict())
     set_(model.w_out, W)
     assert restored.loss(ctx, None, None).item() == pytest.approx(ewc.loss(ctx, None, None).item())
@@ -96,7 +96,7 @@ def test_fisher_of_every_trained_layer_matches_a_per_sample_loop():
     z = (torch.rand(4, 12, 5) < 0.5).float()  # spikes of layer 1
     y = torch.tensor([0, 1, 2, 1])
     ctx = make_ctx(model, 1, TASKS, new=TensorSource(z, y))
-    ewc = EWC(batch_size=1)
+    ewc = shipped_plugin("ewc", batch_size=1)
     ewc.after_task(ctx, 1)
     expected = per_sample_fisher(model, z, y, 1, ctx.trainable)
     assert list(ewc.fisher) == ["w.1", "v.1", "w_out"]
@@ -112,7 +112,7 @@ def test_first_task_consolidates_the_pretraining_train_data_at_the_training_dept
     pre_train = np.array([0, 2, 3, 5])  # the rest of the pretraining pool is its test portion
     tasks = [task("pre", [0, 1, 2], pre_train), task("new", [0, 1, 2], [1, 4])]
     ctx = make_ctx(model, 1, tasks, data=data)
-    ewc = EWC(batch_size=1)
+    ewc = shipped_plugin("ewc", batch_size=1)
     ewc.before_task(ctx, 1)
     with torch.no_grad():
         z = model.latent(data.spikes.dense(pre_train), 1)

@@ -57,4 +57,4 @@ def test_the_doc_command_line_runs_the_example(tiny_root, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
     summary = check_run_folder(out, tasks=2)
-    assert summary["plugins"] == ["readout", "mine"] and summary["buffer_samples"] == 0
+    assert summary["plugins"] == ["readout", "mine"] and "buffer_samples" not in summary

@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from spikecl.cl import Plugin, Strategy
-from spikecl.cl.buffer import ReplayBuffer
-from spikecl.cl.plugins import NewClassReadout, Replay, ShortTimeReplay
+from spikecl.cl.minibatch import Piece, TimeScale, minibatches
+from spikecl.cl.plugins import ShortTimeReplay
 from spikecl.cl.sources import BufferSource
-from spikecl.engine import Part, minibatches
+from spikecl.cl.storage import ReplayBuffer
 from spikecl.errors import ConfigError
 from spikecl.models.lif import RSNN
+from tests.factories import readout_plugin, replay_plugin
 from tests.plugin_context import set_, toy_context
 
 W2 = [[1.5, 0.4], [0.3, 1.2]]   # hidden layer 1 (2 neurons) -> hidden layer 2 (2 neurons)
@@ -91,9 +92,8 @@ context = toy_context
 
 
 def strategy(mix="sequential", epochs=0, order=("replay", "short"), **extra):
-    plugins = {"replay": Replay("latent", 16, 0, "class_balanced", mix),
-               "short": ShortTimeReplay(threshold_scale=0.5, lr_scale=0.25)}
-    plugins = {"readout": NewClassReadout(), **{k: plugins[k] for k in order}, **extra}
+    plugins = {"replay": replay_plugin("latent", 16, 0, mix), "short": ShortTimeReplay(threshold_scale=0.5, lr_scale=0.25)}
+    plugins = {"readout": readout_plugin(), **{k: plugins[k] for k in order}, **extra}
     return Strategy(name="t", latent_depth=1, epochs=epochs, lr=1e-2, batch_size=8, plugins=plugins,
                     optimizer=partial(torch.optim.Adamax, lr=1e-2))
 
@@ -104,32 +104,29 @@ def test_replayed_minibatches_read_the_encoded_buffer_under_the_scaled_constants
     replay, short = s.plugins["replay"], s.plugins["short"]
     replay.before_task(ctx, 1)
     short.before_task(ctx, 1)
-    ctx.batches = [[Part(ctx.new, b)] for b in minibatches(np.arange(len(ctx.new)), 8)]
+    ctx.batches = [[Piece(ctx.new, b)] for b in minibatches(np.arange(len(ctx.new)), 8)]
     replay.before_epoch(ctx, 1, 1)
     short.before_epoch(ctx, 1, 1)
     new = [b for b in ctx.batches if not b[0].replayed]
     rep = [b for b in ctx.batches if b[0].replayed]
-    assert new and rep and all(short.minibatch_context(ctx, b) is None for b in new)
+    assert new and rep and all(short.dynamics(ctx, b) is None and short.lr_factor(ctx, b) == 1 for b in new)
     z = rep[0][0].source.entry(rep[0][0].idx)
     assert z.shape[1] == ctx.data.spikes.nb_steps // 2
     assert torch.equal(z, replay.buffer.encoded(rep[0][0].idx))
-    alpha, threshold = ctx.model.alpha, ctx.model.threshold
-    with short.minibatch_context(ctx, rep[0]):
-        assert ctx.model.alpha == alpha ** 2 and ctx.model.threshold == 0.5 * threshold
-        assert ctx.optimizer.param_groups[0]["lr"] == 0.25 * 1e-2
-    assert ctx.model.alpha == alpha and ctx.optimizer.param_groups[0]["lr"] == 1e-2
+    assert short.dynamics(ctx, rep[0]) == TimeScale(2, 0.5) and short.lr_factor(ctx, rep[0]) == 0.25
     with pytest.raises(ValueError, match="mixes"):
-        short.minibatch_context(ctx, [*rep[0], *new[0]])
+        short.dynamics(ctx, [*rep[0], *new[0]])
 
 
-def test_mixed_replay_and_a_wrong_order_are_config_errors():
-    with pytest.raises(ConfigError, match="mix to sequential or interleaved, not mixed"):
-        strategy(mix="mixed").learn(context(), 1)
-    with pytest.raises(ConfigError, match="must come after the Replay plugin"):
-        strategy(order=("short", "replay")).learn(context(), 1)
+def test_mixed_replay_and_no_replay_are_config_errors_and_the_order_is_its_own():
+    with pytest.raises(ConfigError, match="mix=sequential or interleaved, not mixed"):
+        strategy(mix="mixed")
     with pytest.raises(ConfigError, match="needs a Replay plugin"):
-        Strategy(name="t", latent_depth=1, epochs=0, lr=1e-2, batch_size=8, plugins={"s": ShortTimeReplay()},
-                 optimizer=partial(torch.optim.Adamax, lr=1e-2)).learn(context(), 1)
+        Strategy(name="t", latent_depth=1, epochs=0, lr=1e-2, batch_size=8,
+                 plugins={"s": ShortTimeReplay(threshold_scale=1.0, lr_scale=1.0)},
+                 optimizer=partial(torch.optim.Adamax, lr=1e-2))
+    # listed before the replay plugin, it still runs after it (its before_epoch rewrites replay's pieces)
+    assert list(strategy(order=("short", "replay")).plugins) == ["readout", "replay", "short"]
 
 
 class Steps(Plugin):

@@ -7,6 +7,7 @@ import torch
 
 from spikecl.cl.plugins.si import SI
 from spikecl.models.lif import RSNN
+from tests.factories import shipped_plugin
 from tests.plugin_context import make_ctx, set_, task
 
 
@@ -70,6 +71,6 @@ def test_path_integral_leaves_out_the_surrogate_own_gradient():
 
 def test_no_surrogate_before_a_task_has_been_learned():
     model, ctx = two_parameters()
-    si = SI()
+    si = shipped_plugin("si")
     si.before_task(ctx, 1)
     assert si.loss(ctx, None, None) is None

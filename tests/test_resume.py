@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from spikecl import experiment, fingerprint
+from spikecl import experiment, fingerprint, pretrained_cache
 from spikecl.run import run
 from tests.factories import write_learnable_shd
 
@@ -66,6 +66,7 @@ def test_a_code_change_runs_again_and_retrains(compose_cfg, tmp_path, monkeypatc
     assert not first["pretrain_cached"]
     monkeypatch.setattr(fingerprint, "code_fingerprint", lambda: "0.2.0+edited")
     monkeypatch.setattr(experiment, "code_fingerprint", lambda: "0.2.0+edited")
+    monkeypatch.setattr(pretrained_cache, "code_fingerprint", lambda: "0.2.0+edited")
     again = run(compose_cfg(), folder)
     assert again["fingerprint"] != first["fingerprint"] and again["code"] == "0.2.0+edited"
     assert not again["pretrain_cached"]  # the pretraining cache key holds the code fingerprint too
@@ -100,7 +101,7 @@ def test_sigkill_mid_continual_learning_then_rerun_equals_an_uninterrupted_run(t
         return [sys.executable, "-m", "spikecl", *TINY, *TINY_REPLAY, f"dataset.root={tiny_root}",
                 f"cache_dir={tmp_path / 'cache'}", "split=progressive", "split.old_classes=[0,1]",
                 "split.new_classes=[2,3]", "+strategy.plugins.hang._target_=tests.example_plugin.hang.HangAfterTask",
-                "+strategy.plugins.ewc._target_=spikecl.cl.plugins.EWC", f"hydra.run.dir={out}"]
+                "plugin=ewc", f"hydra.run.dir={out}"]
 
     reference = subprocess.run(command(tmp_path / "reference"), capture_output=True, text=True, cwd=ROOT,
                                timeout=300)

@@ -11,33 +11,33 @@ import torch
 
 from spikecl.cl import Context, Plugin, Strategy
 from spikecl.cl.compression import Compression
-from spikecl.cl.plugins import NewClassReadout, Replay
+from spikecl.cl.plugins import Replay
 from spikecl.cl.plugins import replay as replay_module
 from spikecl.cl.plugins.replay import mix_in
 from spikecl.cl.sources import CachedLatents, RawSource
 from spikecl.data import ClassIncremental, Partition, Progressive
-from spikecl.engine import Part, minibatches
+from spikecl.cl.minibatch import Piece, minibatches
 from spikecl.errors import ConfigError
 from spikecl.models.lif import RSNN
-from tests.factories import clustered_dataset
+from tests.factories import clustered_dataset, readout_plugin, replay_plugin
 
 
 def make_ctx(split=None, seed=0, ratio=1, codec="or_impulse", input_codec="sum_impulse"):
     data = clustered_dataset()
-    tasks = (split or ClassIncremental(3)).tasks(data, Partition("merged", 0.25), seed)
+    tasks = (split or ClassIncremental(new_class=3)).tasks(data, Partition("merged", 0.25), seed)
     torch.manual_seed(seed)
     model = RSNN(nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4, weight_scale=5.0)
     epochs = []
-    return Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"),
-                   compression=Compression(ratio, codec, input_codec), seed=seed,
-                   on_epoch=lambda *a: epochs.append(a)), epochs
+    compression = Compression(ratio=ratio, codec=codec, input_codec=input_codec, current_dtype="float32")
+    return Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"), compression=compression,
+                   seed=seed, on_epoch=lambda *a: epochs.append(a)), epochs
 
 
 def strategy(stores=None, latent_depth=None, epochs=2, buffer_size=16, replay_per_new_class=4, mix="sequential",
              **extra_plugins):
-    plugins = {"readout": NewClassReadout()}
+    plugins = {"readout": readout_plugin()}
     if stores is not None:
-        plugins["replay"] = Replay(stores, buffer_size, replay_per_new_class, "class_balanced", mix)
+        plugins["replay"] = replay_plugin(stores, buffer_size, replay_per_new_class, mix)
     plugins.update(extra_plugins)
     return Strategy(name="test", latent_depth=latent_depth, epochs=epochs, lr=1e-2, batch_size=8, plugins=plugins,
                     optimizer=partial(torch.optim.Adamax, lr=1e-2, betas=(0.9, 0.999)))
@@ -96,7 +96,7 @@ def test_cached_latents_equal_recomputed():
 
 @pytest.mark.parametrize("stores,depth", [("raw", None), ("latent", 1)])
 def test_buffer_holds_only_pretraining_train_samples_without_duplicates(stores, depth):
-    ctx, _ = make_ctx(split=Progressive([0, 1], [2, 3]))
+    ctx, _ = make_ctx(split=Progressive(old_classes=[0, 1], new_classes=[2, 3]))
     s = strategy(stores, latent_depth=depth, buffer_size=10_000)
     train(ctx, s)
     buffer = s.plugins["replay"].buffer
@@ -133,7 +133,7 @@ def test_epoch_plans_cover_every_sample_once():
 
     new, rep = Src(21), Src(10)
     for mix in ("sequential", "interleaved", "mixed"):
-        plan = mix_in([[Part(new, b)] for b in minibatches(rng.permutation(21), 8)], rep, 8, mix, rng)
+        plan = mix_in([[Piece(new, b)] for b in minibatches(rng.permutation(21), 8)], rep, 8, mix, rng)
         got_new = np.concatenate([p.idx for b in plan for p in b if p.source is new])
         got_rep = np.concatenate([p.idx for b in plan for p in b if p.source is rep])
         assert sorted(got_new) == list(range(21)) and sorted(got_rep) == list(range(10))
@@ -142,7 +142,7 @@ def test_epoch_plans_cover_every_sample_once():
             assert all(len(b) == 2 for b in plan)  # every minibatch holds new and replayed samples
         else:
             assert all(len(b) == 1 for b in plan)
-    seq = mix_in([[Part(new, b)] for b in minibatches(np.arange(21), 8)], rep, 8, "sequential", rng)
+    seq = mix_in([[Piece(new, b)] for b in minibatches(np.arange(21), 8)], rep, 8, "sequential", rng)
     assert [b[0].source is new for b in seq] == [True] * 3 + [False] * 2
 
 
@@ -157,20 +157,20 @@ def test_replay_ratio_draws_a_fresh_share_of_the_buffer_each_epoch():
     rng = np.random.default_rng(0)
     drawn = []
     for _ in range(2):
-        plan = mix_in([[Part(new, np.arange(8))], [Part(new, np.arange(8, 13))]], rep, 8, "mixed", rng, 13)
+        plan = mix_in([[Piece(new, np.arange(8))], [Piece(new, np.arange(8, 13))]], rep, 8, "mixed", rng, 13)
         got = np.concatenate([p.idx for b in plan for p in b if p.source is rep])
         assert len(got) == len(set(got.tolist())) == 13 and got.max() < 50
         assert all(len(b) == 2 for b in plan)  # half new, half replayed in every minibatch
         drawn.append(sorted(got.tolist()))
     assert drawn[0] != drawn[1]
     for n in (None, 80):
-        plan = mix_in([[Part(new, np.arange(8))]], rep, 8, "sequential", rng, n)
+        plan = mix_in([[Piece(new, np.arange(8))]], rep, 8, "sequential", rng, n)
         assert sorted(np.concatenate([p.idx for b in plan for p in b if p.source is rep])) == list(range(50))
 
 
 def test_replay_ratio_counts_the_epochs_new_samples(monkeypatch):
     ctx, _ = make_ctx()
-    replay = Replay("latent", buffer_size=30, replay_per_new_class=0, mix="mixed", replay_ratio=0.5)
+    replay = replay_plugin("latent", capacity=30, growth=0, mix="mixed", replay_ratio=0.5)
     s = strategy(latent_depth=1, epochs=1, replay=replay)
     seen = []
 
@@ -187,7 +187,7 @@ def test_replay_ratio_counts_the_epochs_new_samples(monkeypatch):
 @pytest.mark.parametrize("bad", [0, -1, "many", True])
 def test_replay_ratio_must_be_positive(bad):
     with pytest.raises(ConfigError, match="replay_ratio"):
-        Replay("latent", replay_ratio=bad)
+        replay_plugin("latent", replay_ratio=bad)
 
 class Trace(Plugin):
     """Records every hook call and what the loss hook sees."""
@@ -249,7 +249,8 @@ def test_a_plugin_loss_term_changes_training():
 
 def test_a_strategy_rejects_a_plugin_of_another_kind():
     with pytest.raises(ConfigError, match="plugins.bad is a dict, not a spikecl.cl.Plugin"):
-        Strategy(epochs=1, lr=1e-3, batch_size=4, optimizer=torch.optim.SGD, plugins={"bad": {}})
+        Strategy(name="bad", latent_depth=None, epochs=1, lr=1e-3, batch_size=4, optimizer=torch.optim.SGD,
+                 plugins={"bad": {}})
 
 
 def test_a_plugin_set_to_null_is_left_out():
@@ -258,3 +259,4 @@ def test_a_plugin_set_to_null_is_left_out():
 
     strategy = build_strategy(compose(["strategy.plugins.readout=null"]).strategy)
     assert list(strategy.plugins) == ["replay"]
+

@@ -4,6 +4,9 @@
     with spikecl.Experiment(cfg, "outputs/mine") as exp:
         exp.pretrain()
         exp.learn(1)
+
+The config keeps Hydra's own node (``cfg.hydra``: the overrides and the groups chosen), so a run folder made
+from Python gets the same ``.hydra/`` records as one made by the command line.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from collections.abc import Sequence
 
 from omegaconf import DictConfig
 
-from spikecl.cli import config_dir
-from spikecl.experiment import build_parts
+from spikecl.build import build_setup
+from spikecl.cli import check_overrides, config_dir
 from spikecl.sweeps import register_resolvers
 
 
@@ -24,8 +27,9 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    check_overrides(overrides)
     register_resolvers()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=list(overrides))
-    build_parts(cfg)
+        cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+    build_setup(cfg)
     return cfg

@@ -16,3 +16,11 @@ class ConfigError(CompactHydraException, ValueError):
 
 class TrainingDiverged(CompactHydraException, RuntimeError):
     """The loss became NaN or infinite."""
+
+
+class OutputError(CompactHydraException, OSError):
+    """A run's folder cannot be written (read-only, a file, a full disk); what was finished is kept."""
+
+
+class Interrupted(CompactHydraException, KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C); the message says how to resume."""

@@ -35,9 +35,11 @@ FINGERPRINT_FILE = "fingerprint.json"
 # is ignored too.
 NOT_RESULTS = ("hydra", "device", "progress", "cache_dir", "checkpoints", "logger", "plots", "dataset.root",
                "dataset.train_file", "dataset.test_file", "dataset.valid_file")
-# What a rerun moves aside when a folder's finished or interrupted run no longer matches.
+# What a rerun moves aside when a folder's finished or interrupted run no longer matches: the results, the
+# records and what the shipped loggers and the plots wrote.
 RESULT_FILES = (SUMMARY_FILE, "metrics.csv", "model.pt", "per_group_accuracy.csv", "config.yaml",
-                FINGERPRINT_FILE, "checkpoints")
+                FINGERPRINT_FILE, "checkpoints", "plots", "scalars.csv", "hparams.json", "accuracy_matrix.csv",
+                "tensorboard", "mlflow.db", "mlartifacts")
 
 
 @dataclass(frozen=True)
@@ -96,12 +98,19 @@ def job_fingerprint(cfg: DictConfig) -> Fingerprint:
 
 def compare(folder: Path, fp: Fingerprint) -> tuple[bool, str | None]:
     """Whether ``folder`` holds a completed run of fingerprint ``fp`` (reuse it), and, if it holds a run of
-    another fingerprint (finished or not), why that differs (run again)."""
-    done, old = read_completed_summary(folder) is not None, read(folder)
-    if not done and old is None:
+    another fingerprint (finished or not), why that differs (run again). A completed summary counts only if
+    it records ``fp`` itself: ``fingerprint.json`` may have been written by another run since."""
+    summary, old = read_completed_summary(folder), read(folder)
+    if summary is None and old is None:
         return False, None
+    # a summary that records no fingerprint (not written by spikecl's experiment) is as fingerprint.json says
+    made_by = None if summary is None else summary.get("fingerprint", (old or {}).get("digest"))
+    if made_by == fp.digest:
+        return True, None
     reason = fp.difference(old or {})
-    return done and reason is None, reason
+    if summary is not None and reason is None:
+        reason = f"its summary.json was made by another run (fingerprint {made_by}, not {fp.digest})"
+    return False, reason
 
 
 def reusable(folder: Path, cfg: DictConfig) -> tuple[bool, str | None]:

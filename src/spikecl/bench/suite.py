@@ -3,7 +3,7 @@
 Both sides start every case from the same weights (copies of one model) and see the same minibatches.
 The reference gets its dense input batches prepared outside the timed region; spikecl's timings cover its
 whole engine path (batches built from the compact event list, entry activity, loss, backward, optimiser
-step), as :meth:`spikecl.cl.Strategy.train_epoch` and :func:`spikecl.engine.evaluate` run it.
+step), as :meth:`spikecl.cl.Strategy.train_epoch` and :func:`spikecl.evaluation.evaluate` run it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from spikecl.cl.sources import CachedLatents, RawSource
 from spikecl.cli import config_dir
 from spikecl.errors import ConfigError
 from spikecl.data import SpikeDataset, load_dataset
-from spikecl.engine import Part, evaluate, frozen_except
+from spikecl.cl.loop import frozen_except
+from spikecl.cl.minibatch import Piece
+from spikecl.evaluation import evaluate
 from spikecl.models.lif import RSNN, class_scores
 from spikecl.models.lif_reference import reference_forward, reference_loss
 
@@ -125,10 +127,10 @@ def spikecl_train(model: RSNN, data: SpikeDataset, source, batches: list[np.ndar
     frozen_except(model, params)
     strategy = Strategy(name="bench", latent_depth=depth, epochs=1, lr=lr, batch_size=len(batches[0]),
                         optimizer=partial(torch.optim.Adamax, lr=lr, betas=(0.9, 0.999)))
-    ctx = Context(model=model, data=data, tasks=[], device=device, seed=0, strategy=strategy,
-                  optimizer=strategy.optimizer(params), trainable=params,
-                  batches=[[Part(source, b)] for b in batches])
-    return lambda: strategy.train_epoch(ctx, 0)[0]
+    ctx = Context(model=model, data=data, tasks=[], device=device, seed=0, latent_depth=depth,
+                  optimizer=strategy.optimizer(params), trainable=params)
+    plan = [[Piece(source, b)] for b in batches]
+    return lambda: strategy.train_epoch(ctx, 0, plan)[0]
 
 
 def reference_inference(model: RSNN, xs: list[torch.Tensor]) -> Callable[[], np.ndarray]:

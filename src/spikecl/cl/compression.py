@@ -172,13 +172,12 @@ class Compression:
     """How replay buffers store activity in time: the ``compression`` config group as an object.
 
     ``ratio``: one stored step per ``ratio`` simulated steps (1: uncompressed; must divide the data's
-    ``nb_steps``, checked against the data set by :func:`spikecl.config.check_config`). ``codec``: for
+    ``nb_steps``, checked against the data set by :func:`spikecl.build.build_setup`). ``codec``: for
     stored spikes (latent depth >= 1); ``input_codec``: for raw input counts (rehearsal); input currents
     (depth 0) always use ``sum_impulse``, stored as ``current_dtype``.
     """
 
-    def __init__(self, ratio: int = 1, codec: str = "or_impulse", input_codec: str = "sum_impulse",
-                 current_dtype: str = "float32") -> None:
+    def __init__(self, *, ratio: int, codec: str, input_codec: str, current_dtype: str) -> None:
         self.ratio = checks.integer("ratio", ratio, 1)
         self.codec = checks.one_of("codec", codec, CODECS)
         self.input_codec = checks.one_of("input_codec", input_codec, CODECS)

@@ -1,4 +1,5 @@
-"""Continual-learning metrics: per-epoch records, the accuracy matrix, backward transfer and forgetting."""
+"""Continual-learning metrics: evaluations, per-epoch records, the accuracy matrix, backward and forward transfer,
+forgetting."""
 
 from __future__ import annotations
 
@@ -11,13 +12,38 @@ from pathlib import Path
 import numpy as np
 
 from spikecl.data import SpikeDataset, Task
-from spikecl.engine import Evaluation
 from spikecl.loggers import Logger, Step
 from spikecl.utils.atomic import write_text
 
 # ``data``: which samples a row is on: ``val`` (validation parts, for tuning) or ``test``.
 METRIC_COLUMNS = ["phase", "task", "epoch", "data", "subset", "accuracy", "loss", "train_loss", "seconds"]
 PARTS = ("val", "test")
+
+
+@dataclass
+class Evaluation:
+    """Predictions of the full network on a set of samples."""
+
+    indices: np.ndarray      # data-set indices
+    labels: np.ndarray
+    predictions: np.ndarray
+    losses: np.ndarray       # per-sample NLL
+
+    def accuracy(self, mask: np.ndarray | None = None) -> float:
+        """Fraction correct over the samples in ``mask`` (all if None); NaN for an empty selection."""
+        correct = self.predictions == self.labels
+        if mask is not None:
+            correct = correct[mask]
+        return float(correct.mean()) if len(correct) else float("nan")
+
+    def loss(self, mask: np.ndarray | None = None) -> float:
+        """Mean NLL over the samples in ``mask``."""
+        values = self.losses if mask is None else self.losses[mask]
+        return float(values.mean()) if len(values) else float("nan")
+
+    def subset(self, members: np.ndarray) -> np.ndarray:
+        """Mask of the evaluated samples that are in ``members`` (data-set indices)."""
+        return np.isin(self.indices, members)
 
 
 @dataclass
@@ -35,24 +61,24 @@ class Recorder:
     rows: list[dict] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
 
-    def subsets(self, task_index: int, progressive: bool, data: str = "test") -> dict[str, np.ndarray]:
-        """Index sets of ``data`` (val or test) reported after training on ``task_index``: old, new, all (and
-        per task)."""
+    def subsets(self, task_index: int, per_task: bool, data: str = "test") -> dict[str, np.ndarray]:
+        """Index sets of ``data`` (val or test) reported after training on ``task_index``: old, new, all (and,
+        ``per_task``, the tasks seen so far and every task)."""
         tests = [getattr(t, data) for t in self.tasks]
         out = {"old": tests[0]}
         if task_index > 0:
             out["new"] = tests[task_index]
-        if progressive:
+        if per_task:
             out["seen"] = np.concatenate(tests[:task_index + 1])
             out.update({f"task{j}": t for j, t in enumerate(tests)})
         out["all"] = np.concatenate(tests)
         return out
 
-    def record(self, phase: str, task_index: int, epoch: int, ev: Evaluation, progressive: bool,
+    def record(self, phase: str, task_index: int, epoch: int, ev: Evaluation, per_task: bool,
                train_loss: float | None = None, data: str = "test") -> dict[str, float]:
         """Add the rows of one evaluation on ``data`` (val or test); returns accuracy per subset."""
         accs, scalars = {}, {}
-        for name, members in self.subsets(task_index, progressive, data).items():
+        for name, members in self.subsets(task_index, per_task, data).items():
             mask = ev.subset(members)
             accs[name] = ev.accuracy(mask)
             self.rows.append({"phase": phase, "task": task_index, "epoch": epoch, "data": data, "subset": name,
@@ -106,12 +132,27 @@ def forgetting_per_task(matrix: np.ndarray) -> list[float]:
     return [float(matrix[j:n, j].max() - matrix[n, j]) for j in range(n)]
 
 
-def matrix_metrics(matrix: np.ndarray) -> dict[str, float | list[float]]:
+def forward_transfer(matrix: np.ndarray, initial: np.ndarray) -> float:
+    """FWT (Lopez-Paz & Ranzato 2017): mean over learned tasks j >= 1 of R[j-1, j] - b[j], the accuracy on task j
+    just before learning it minus that of the initial (untrained) model, ``initial`` [tasks]. NaN with a
+    single task."""
+    n = matrix.shape[0] - 1
+    if n < 1:
+        return float("nan")
+    return float(np.mean([matrix[j - 1, j] - initial[j] for j in range(1, n + 1)]))
+
+
+def matrix_metrics(matrix: np.ndarray, initial: np.ndarray | None = None) -> dict[str, float | list[float]]:
     """What the accuracy matrix says about a continual-learning run: ``acc_new_mean`` (mean accuracy on each
-    new task right after learning it), ``bwt`` and ``forgetting_per_task``."""
+    new task right after learning it), ``bwt``, ``forgetting_per_task`` and, given the initial model's
+    accuracy per task, ``fwt``."""
     learned = range(1, matrix.shape[0])
-    return {"acc_new_mean": float(np.mean([matrix[i, i] for i in learned])) if len(learned) else float("nan"),
-            "bwt": backward_transfer(matrix), "forgetting_per_task": forgetting_per_task(matrix)}
+    figures: dict[str, float | list[float]] = {
+        "acc_new_mean": float(np.mean([matrix[i, i] for i in learned])) if len(learned) else float("nan"),
+        "bwt": backward_transfer(matrix), "forgetting_per_task": forgetting_per_task(matrix)}
+    if initial is not None:
+        figures["fwt"] = forward_transfer(matrix, initial)
+    return figures
 
 
 def per_group_accuracy(before: Evaluation, after: Evaluation, data: SpikeDataset) -> str:

@@ -1,6 +1,7 @@
 """Where training samples come from: raw SHD input, latents cached for a phase, or a replay buffer.
 
-Each source hands the trainer the entry activity at the training depth (see :mod:`spikecl.engine`).
+Each source hands the trainer the entry activity at the training depth (see :mod:`spikecl.cl.minibatch`);
+:func:`task_source` is the new data of a phase, as the loop (and joint training) build it.
 """
 
 from __future__ import annotations
@@ -9,10 +10,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spikecl.cl.buffer import ReplayBuffer
+from spikecl.cl.context import Context
+from spikecl.cl.minibatch import Source, minibatches
+from spikecl.cl.storage import ReplayBuffer
 from spikecl.data import BinnedSpikes
-from spikecl.engine import minibatches
-from spikecl.models.lif import RSNN
+from spikecl.models import RSNN
+
+
+def task_source(ctx: Context, indices: np.ndarray) -> Source:
+    """Data-set samples ``indices`` as the phase's new data at its entry depth: raw input when every layer
+    trains (``ctx.latent_depth`` None), else their activity at the depth, computed once."""
+    data = ctx.data
+    if ctx.latent_depth is None:
+        return RawSource(ctx.model, data.spikes, indices, data.labels, 0, ctx.device)
+    return CachedLatents(ctx.model, data.spikes, indices, data.labels, ctx.latent_depth, ctx.device)
 
 
 class RawSource:

@@ -2,7 +2,7 @@
 
 Every per-sample dataset is read in one bulk call (h5py returns variable-length data as an object array
 of per-sample arrays), validated, and binned in a vectorised pass. Files are opened read-only. Problems
-in a file raise :class:`~spikecl.config.ConfigError` naming the file and what is wrong.
+in a file raise :class:`~spikecl.errors.ConfigError` naming the file and what is wrong.
 """
 
 from __future__ import annotations

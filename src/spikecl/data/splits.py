@@ -26,7 +26,7 @@ import numpy as np
 
 from spikecl.data.shd import SpikeDataset
 from spikecl.errors import ConfigError
-from spikecl.utils import checks
+from spikecl.utils import checks, streams
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,19 @@ class Partition:
 class Split:
     """A continual-learning scenario: which samples are pretrained on and which are learned later, in order.
 
-    Subclasses give the pools (:meth:`pools`); :meth:`tasks` cuts each into train and test.
+    Subclasses give the pools (:meth:`pools`); :meth:`tasks` cuts each into train and test. ``per_task``
+    says how results are reported: every task's accuracy after every task (many tasks, as the progressive
+    split), or only the pretraining task's (old), the latest task's (new) and all. :meth:`figures` says what
+    the split was, for summaries.
     """
 
     name = "split"
+    per_task = False
+
+    def figures(self) -> dict[str, Any]:
+        """The split's name, its settings and ``per_task``, for ``summary.json``."""
+        settings = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return {"split": self.name, **settings, "per_task": self.per_task}
 
     def pools(self, dataset: SpikeDataset) -> list[tuple[str, np.ndarray]]:
         """(task name, boolean membership mask) of each pool, pretraining first."""
@@ -100,7 +109,7 @@ class Split:
         """Task 0 = the pretraining pool, then the new pools in learning order, each cut into train/test."""
         self.check(dataset)
         # One permutation of all samples; within each (pool, class) the lowest ranks become test samples.
-        rank = np.random.default_rng(seed).permutation(len(dataset))
+        rank = streams.split_ranks(seed).permutation(len(dataset))
         tasks = []
         for name, members in self.pools(dataset):
             pool = np.flatnonzero(members)
@@ -124,7 +133,7 @@ class SampleIncremental(Split):
 
     name = "sample_incremental"
 
-    def __init__(self, speaker: int = 0) -> None:
+    def __init__(self, *, speaker: int) -> None:
         self.speaker = checks.integer("speaker", speaker, 0)
 
     def check(self, dataset: SpikeDataset) -> None:
@@ -140,7 +149,7 @@ class ClassIncremental(Split):
 
     name = "class_incremental"
 
-    def __init__(self, new_class: int = 0) -> None:
+    def __init__(self, *, new_class: int) -> None:
         self.new_class = checks.integer("new_class", new_class, 0)
 
     def check(self, dataset: SpikeDataset) -> None:
@@ -155,8 +164,9 @@ class Progressive(Split):
     """Pretrain on ``old_classes``, then learn ``new_classes`` one at a time in this order (seed-spec 3.7)."""
 
     name = "progressive"
+    per_task = True
 
-    def __init__(self, old_classes: Sequence[int], new_classes: Sequence[int]) -> None:
+    def __init__(self, *, old_classes: Sequence[int], new_classes: Sequence[int]) -> None:
         self.old_classes = checks.int_list("old_classes", old_classes)
         self.new_classes = checks.int_list("new_classes", new_classes)
         overlap = sorted(set(self.old_classes) & set(self.new_classes))

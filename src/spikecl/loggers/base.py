@@ -44,6 +44,15 @@ class Logger(ABC):
     def log_matrix(self, name: str, matrix: np.ndarray) -> None:
         """A 2-D array, e.g. ``accuracy_matrix`` (row i: accuracy on every task after learning task i)."""
 
+    def state_dict(self) -> dict[str, Any]:
+        """Where the logger stands, for a run's checkpoint (plain values)."""
+        return {"steps": [list(step) for step in self._steps]}
+
+    def resume(self, state: dict[str, Any] | None) -> None:
+        """Go on after a checkpoint's :meth:`state_dict`, dropping whatever an interrupted attempt logged after
+        it; None starts afresh (nothing of an interrupted attempt stays)."""
+        self._steps = {Step(*step): i for i, step in enumerate(state["steps"])} if state else {}
+
     def close(self) -> None:
         """Write everything out and release files; the logger is not used afterwards."""
 

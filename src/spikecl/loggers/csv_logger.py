@@ -18,7 +18,8 @@ SCALAR_COLUMNS = ["step", "phase", "task", "epoch", "name", "value"]
 
 class CSVLogger(Logger):
     """``scalars.csv``: one row per (step, metric), appended and flushed as it comes, so a run that stops keeps
-    every complete row; ``hparams.json`` and ``<name>.csv`` for each matrix.
+    every complete row (a resumed run goes on after the rows of its checkpoint); ``hparams.json`` and
+    ``<name>.csv`` for each matrix.
 
     It complements the run's ``metrics.csv`` (written by :class:`spikecl.cl.metrics.Recorder`, the input of
     ``spikecl.report``), which it does not replace: any scalar a plugin logs lands here too.
@@ -29,9 +30,25 @@ class CSVLogger(Logger):
         self.folder = Path(run_dir)
         self.path = resolve(run_dir, filename)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "w", newline="", encoding="utf-8")
+        self._file = open(self.path, "a", newline="", encoding="utf-8")
         self._writer = csv.writer(self._file)
+        if self._file.tell() == 0:
+            self._header()
+
+    def _header(self) -> None:
         self._writer.writerow(SCALAR_COLUMNS)
+        self._file.flush()
+
+    def state_dict(self) -> dict[str, Any]:
+        self._file.flush()
+        return {**super().state_dict(), "bytes": self._file.tell()}
+
+    def resume(self, state: dict[str, Any] | None) -> None:
+        super().resume(state)
+        self._file.flush()
+        self._file.truncate(state["bytes"] if state else 0)  # append mode writes at the new end
+        if not state:
+            self._header()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | Step) -> None:
         phase, task, epoch = step if isinstance(step, Step) else ("", "", "")

@@ -55,7 +55,24 @@ class MLflowLogger(Logger):
         else:
             location = resolve(home, artifact_dir).as_uri() if local else None
             experiment_id = self.client.create_experiment(experiment_name, artifact_location=location)
-        self.run_id = self.client.create_run(experiment_id, run_name=run_name or folder.name).info.run_id
+        self._new_run = lambda: self.client.create_run(experiment_id, run_name=run_name or folder.name).info.run_id
+        self.run_id = self._new_run()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "run_id": self.run_id}
+
+    def resume(self, state: dict[str, Any] | None) -> None:
+        """A resumed run logs into the MLflow run of its checkpoint (a new one if that is gone)."""
+        super().resume(state)
+        if state and state.get("run_id") and state["run_id"] != self.run_id:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                self.client.get_run(state["run_id"])
+            except MlflowException:
+                return
+            self.client.delete_run(self.run_id)
+            self.run_id = state["run_id"]
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | Step) -> None:
         index = self.global_step(step)

@@ -30,6 +30,14 @@ class MultiLogger(Logger):
         for logger in self.loggers:
             logger.log_matrix(name, matrix)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"loggers": [logger.state_dict() for logger in self.loggers]}
+
+    def resume(self, state: dict[str, Any] | None) -> None:
+        states = state["loggers"] if state else [None] * len(self.loggers)
+        for logger, logger_state in zip(self.loggers, states):
+            logger.resume(logger_state)
+
     def close(self) -> None:
         """Close every logger, also when one of them fails (the first error is raised after)."""
         error: BaseException | None = None

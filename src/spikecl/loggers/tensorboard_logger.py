@@ -29,8 +29,17 @@ class TensorBoardLogger(Logger):
             raise ConfigError(f"logger=tensorboard needs the tensorboard package ({err}); "
                               'install it with: pip install "spikecl[tensorboard]"') from None
         self.log_dir = resolve(run_dir, log_dir)
-        self._writer = SummaryWriter(log_dir=str(self.log_dir), flush_secs=flush_secs)
+        self._open = lambda purge_step: SummaryWriter(log_dir=str(self.log_dir), flush_secs=flush_secs,
+                                                      purge_step=purge_step)
+        self._writer = self._open(None)
         self._last = 0
+
+    def resume(self, state: dict[str, Any] | None) -> None:
+        """TensorBoard hides every event an interrupted attempt wrote at or after the resumed step."""
+        super().resume(state)
+        self._writer.close()
+        self._last = len(self._steps)
+        self._writer = self._open(self._last)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | Step) -> None:
         index = self.global_step(step)

@@ -5,43 +5,44 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import OmegaConf
+from torch import nn
 
-from spikecl.build import build
+from spikecl.build import Setup, build_setup
 from spikecl.data import SpikeDataset
-from spikecl.experiment import Parts, build_parts
-from spikecl.models.lif import RSNN
 from spikecl.plot.spikes import plot_run
 
 
 @dataclass
 class LoadedRun:
-    """What the plots need from a run folder: its config built into objects, the trained model, the data."""
+    """What the plots need from a run folder: its config built into objects, the trained model, the data and
+    what its replay buffer stored (the summary's ``stored_activity``)."""
 
-    parts: Parts
-    model: RSNN
+    setup: Setup
+    model: nn.Module
     data: SpikeDataset
+    stored: dict[str, Any] | None
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:
-    """Read ``config.yaml`` (the resolved config) and ``model.pt`` of a run folder and load its data set.
-
-    The one place that knows the run folder's layout; ``nb_outputs: null`` is taken from the weights.
-    """
+    """Read ``config.yaml`` (the resolved config), ``model.pt`` and ``summary.json`` of a run folder and load
+    its data set. The one place that knows the run folder's layout."""
     folder = Path(run_dir)
-    for name in ("config.yaml", "model.pt"):
+    for name in ("config.yaml", "model.pt", "summary.json"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} is not a finished run folder: {name} is missing")
-    cfg = OmegaConf.load(folder / "config.yaml")
-    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-    parts = build_parts(cfg)
-    model = build(cfg.model, "model", nb_outputs=int(state["w_out"].shape[1]))
-    model.load_state_dict(state)
-    return LoadedRun(parts, model, parts.files.load(parts.cache_dir))
+    setup = build_setup(OmegaConf.load(folder / "config.yaml"))
+    data = setup.files.load(setup.cache_dir)
+    model = setup.model(nb_outputs=setup.nb_outputs or data.num_classes)
+    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    return LoadedRun(setup, model, data, summary.get("stored_activity"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,7 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "plots"
     try:
         run = load_run(args.run_dir)
-        paths = plot_run(run.model, run.data, run.parts, args.sample, out, args.rate_samples)
+        files = run.setup.files
+        paths = plot_run(run.model, run.data, args.sample, out, files.max_time / files.nb_steps, run.stored,
+                         args.rate_samples)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

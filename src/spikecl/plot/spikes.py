@@ -17,9 +17,9 @@ Every raster has time in seconds of recording on the bottom axis, time steps on 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,14 +27,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from spikecl.cl.compression import decode, encode
-from spikecl.cl.plugins import Replay
 from spikecl.data import BinnedSpikes, SpikeDataset
 from spikecl.measure import count_dataset
 from spikecl.models.lif import RSNN
 from spikecl.utils.atomic import write_with
-
-if TYPE_CHECKING:  # the experiment draws these plots: a type only, no import at run time
-    from spikecl.experiment import Parts
 
 DPI = 120
 
@@ -158,20 +154,18 @@ def plot_rate_histograms(model: RSNN, spikes: BinnedSpikes, indices: Sequence[in
     return _save(fig, Path(out_dir) / "rates.png")
 
 
-def plot_run(model: RSNN, data: SpikeDataset, parts: Parts, sample: int, out_dir: str | Path,
-             rate_samples: int = 256) -> list[Path]:
-    """Every figure for one run: the sample's rasters, its replay at the run's depth and compression (latent
-    replay runs), and rate histograms over up to ``rate_samples`` samples of the test file. ``parts`` are the
-    run's built config (:func:`spikecl.experiment.build_parts`)."""
+def plot_run(model: RSNN, data: SpikeDataset, sample: int, out_dir: str | Path, step_s: float,
+             stored: Mapping[str, Any] | None = None, rate_samples: int = 256) -> list[Path]:
+    """Every figure for one run: the sample's rasters, its replay as a latent replay buffer stores it
+    (``stored``: the ``depth``, ``ratio`` and ``codec`` of the run's summary ``stored_activity``; None: no
+    latent buffer), and rate histograms over up to ``rate_samples`` samples of the test file. ``step_s`` is
+    one time step in seconds."""
     if not 0 <= sample < len(data):
         raise ValueError(f"--sample {sample} is outside 0..{len(data) - 1}")
-    step_s = parts.files.max_time / parts.files.nb_steps
     paths = plot_sample(model, data, sample, out_dir, step_s)
-    replay = parts.strategy.plugin(Replay)
-    if replay is not None and replay.stores == "latent":
-        depth = parts.strategy.depth
-        codec = parts.compression.codec_for("current" if depth == 0 else "spikes")
-        paths.append(plot_replay(model, data, sample, depth, parts.compression.ratio, codec, out_dir, step_s))
+    if stored:
+        paths.append(plot_replay(model, data, sample, stored["depth"], stored["ratio"], stored["codec"], out_dir,
+                                 step_s))
     pool = np.flatnonzero(data.from_test_file)
     pool = pool if len(pool) else np.arange(len(data))
     paths.append(plot_rate_histograms(model, data.spikes, pool[:rate_samples], out_dir, step_s))

@@ -7,6 +7,7 @@ builds an object from a config group prefixes the group's path (``strategy.epoch
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,9 +30,17 @@ def integer(key: str, value: Any, minimum: int = 0) -> int:
 
 
 def number(key: str, value: Any, *, positive: bool = True) -> float:
-    """``value`` as a float, if it is a number > 0 (``positive``) or >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 if positive else value >= 0):
-        raise ConfigError(f"{key}={value!r} is not valid; it must be a number {'>' if positive else '>='} 0")
+    """``value`` as a float, if it is a finite number > 0 (``positive``) or >= 0."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or not (value > 0 if positive else value >= 0)):
+        raise ConfigError(f"{key}={value!r} is not valid; it must be a finite number {'>' if positive else '>='} 0")
+    return float(value)
+
+
+def real(key: str, value: Any) -> float:
+    """``value`` as a float, if it is a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{key}={value!r} is not valid; it must be a finite number")
     return float(value)
 
 

@@ -14,7 +14,7 @@ class Device:
     """``auto`` picks CUDA when available, else the CPU; ``num_threads`` (None: torch's default) sets
     torch's intra-op CPU threads when :meth:`activate` is called."""
 
-    def __init__(self, name: str = "auto", num_threads: int | None = None) -> None:
+    def __init__(self, *, name: str, num_threads: int | None) -> None:
         self.name = checks.one_of("name", name, DEVICES)
         self.num_threads = None if num_threads is None else checks.integer("num_threads", num_threads, 1)
         if name == "cuda" and not torch.cuda.is_available():

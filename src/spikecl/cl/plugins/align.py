@@ -14,17 +14,17 @@ speaker of known classes) changes nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
+from spikecl.cl.context import Context
 from spikecl.cl.plugin import Plugin
 from spikecl.cl.plugins.params import old_classes
 
-if TYPE_CHECKING:
-    from spikecl.cl.context import Context
 
 
 class WeightAlign(Plugin):
     """Scale the new classes' readout columns to the old classes' mean norm after each task."""
+
+    stage = 30  # changes the weights after a task: whatever records them (EWC, SI) sees the aligned ones
 
     def after_task(self, ctx: Context, task: int) -> None:
         old = old_classes(ctx, task)

@@ -24,17 +24,17 @@ treated alike: the weights depend on the labels only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from spikecl.cl.plugin import Batch, Plugin
+from spikecl.cl.context import Context
+from spikecl.cl.minibatch import Batch
+from spikecl.cl.plugin import Plugin
+from spikecl.errors import ConfigError
 from spikecl.utils import checks
-
-if TYPE_CHECKING:
-    from spikecl.cl.context import Context
 
 
 def class_balanced_weights(labels: Tensor) -> Tensor:
@@ -50,8 +50,14 @@ class ClassBalancedLoss(Plugin):
         strength: lambda, 1 for the class-balanced NLL alone, 0 for the loop's mean NLL.
     """
 
-    def __init__(self, strength: float = 1.0) -> None:
+    def __init__(self, *, strength: float) -> None:
         self.strength = checks.number("strength", strength, positive=False)
+
+    def check(self, key: str, latent_depth: int | None, plugins: Sequence[Plugin]) -> None:
+        other = next((p for p in plugins if p.replaces_criterion), None)
+        if other is not None:  # its term corrects the loop's mean NLL, which another plugin replaces
+            raise ConfigError(f"{key}.plugins: ClassBalancedLoss cannot run with {type(other).__name__}, which "
+                              "replaces the loss it corrects; remove one of them")
 
     def loss(self, ctx: Context, batch: Batch, out: Tensor) -> Tensor | None:
         labels = batch.labels

@@ -11,18 +11,19 @@ epochs each, 2 consolidation epochs) it raised the old classes' final accuracy f
 brought every new class to 0 right after it was learned, while with the new samples the old classes end
 at 0.66 and the new ones at 0.27 (plain latent replay: 0.60 and 0.24).
 
-Every epoch is one pass of the loop's own epoch function, ``ctx.strategy.train_epoch``, over a minibatch
-plan this plugin writes into ``ctx.batches`` (the loop's plan is restored after): the same loss, the same
-optimiser (``ctx.optimizer``, the task's, its state kept; every learning rate times ``lr_scale`` during the
-phase) and every plugin's ``loss`` and ``after_backward`` hooks (an EWC, SI or LwF term keeps acting; SI
-also integrates the phase's path). The minibatches are **class-balanced**: with K classes in the phase
-and m the largest class's count, every class contributes m samples per epoch (a smaller class repeats its
-samples, each pass in a fresh random order), laid out in rows of one sample of every class (classes in a
-random order within a row) and cut into minibatches of ``strategy.batch_size``, so every minibatch holds
-each class floor or ceil(B / K) times. The plan's order draws from the stream [seed, 6, t, epoch].
+The phase is a :class:`~spikecl.cl.plugin.Phase` that the loop runs after the task's epochs and before
+any ``after_task`` hook: the same loss, the same optimiser (the task's, its state kept; every learning rate
+times ``lr_scale`` during the phase), the task's trainable parameters and every plugin's ``criterion``,
+``loss`` and ``after_backward`` hooks (an EWC, SI or LwF term keeps acting; SI also integrates the phase's
+path; LwF's teacher is still there), whatever the order of the plugins. The minibatches are
+**class-balanced**: with K classes in the phase and m the largest class's count, every class contributes m
+samples per epoch (a smaller class repeats its samples, each pass in a fresh random order), laid out in rows
+of one sample of every class (classes in a random order within a row) and cut into minibatches of
+``strategy.batch_size``, so every minibatch holds each class floor or ceil(B / K) times. The plan's order
+draws from the stream ``consolidation_order`` (:mod:`spikecl.utils.streams`).
 
 Noise on the replayed activity (the stored activity, before it enters: decoded spikes at depth >= 1, the
-input current at 0, raw input counts for rehearsal) with a generator seeded from [seed, 5, t, epoch]:
+input current at 0, raw input counts for rehearsal) with a generator of the stream ``replay_noise``:
 
 - ``none``: as stored;
 - ``dropout``: every stored spike is dropped with probability ``p`` (a count of c spikes keeps
@@ -32,44 +33,30 @@ input current at 0, raw input counts for rehearsal) with a generator seeded from
   uniformly from -``jitter`` .. ``jitter`` steps, clipped to the sample's steps; entries that meet at one
   step add up, and a neuron's spikes that meet count once (stored spikes stay 0/1).
 
-Ordering: Replay stores a task's samples lazily, at the next ``before_task``, so at ``after_task`` its
-buffer still holds the earlier tasks' samples only (the new task's come from ``ctx.new``, all of them,
-with ``include_new``), whatever the order of the plugins. Replay is at full resolution even with
-:class:`~spikecl.cl.plugins.short_replay.ShortTimeReplay`. The loop un-freezes every parameter before
-``after_task``; the phase trains only ``ctx.trainable`` (:func:`spikecl.engine.frozen_except`) and
-un-freezes everything again after. Other plugins' ``after_task`` hooks see the consolidated weights if they
-come after this plugin in ``strategy.plugins`` (EWC's Fisher, for instance), the unconsolidated ones if
-before. Evaluation after the task sees the consolidated weights (the experiment re-evaluates when an
-``after_task`` hook changed them).
+Replay stores a task's samples lazily, at the next ``before_task``, so during the phase its buffer still
+holds the earlier tasks' samples only (the new task's come from ``ctx.new``, all of them, with
+``include_new``). Replay is at full resolution even with
+:class:`~spikecl.cl.plugins.short_replay.ShortTimeReplay`. Every ``after_task`` hook (EWC's Fisher, for
+instance) and the evaluation after the task see the consolidated weights.
 """
 
 from __future__ import annotations
 
 import math
-from functools import partial
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from spikecl.cl.plugin import Plugin
+from spikecl.cl.context import Context
+from spikecl.cl.minibatch import Minibatch, Piece, Source, minibatches
+from spikecl.cl.plugin import Phase, Plugin
 from spikecl.cl.plugins.replay import Replay
 from spikecl.cl.sources import BufferSource
-from spikecl.engine import Part, Source, check_finite, frozen_except, minibatches
 from spikecl.errors import ConfigError
-from spikecl.utils import checks
-
-if TYPE_CHECKING:
-    from spikecl.cl.context import Context
+from spikecl.utils import checks, streams
 
 NOISES = ("none", "dropout", "jitter")
-
-
-def generator_for(entropy: list[int], device: torch.device) -> torch.Generator:
-    """A torch generator on ``device`` seeded from a NumPy seed sequence of ``entropy``."""
-    seed = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> np.uint64(1))
-    return torch.Generator(device=device).manual_seed(seed)
 
 
 def spike_dropout(z: Tensor, p: float, kind: str, generator: torch.Generator) -> Tensor:
@@ -112,7 +99,7 @@ class NoisyReplay:
         return self.source.enter(z)
 
 
-def balanced_plan(parts: list[tuple[Source, bool]], batch_size: int, rng: np.random.Generator) -> list[list[Part]]:
+def balanced_plan(parts: list[tuple[Source, bool]], batch_size: int, rng: np.random.Generator) -> list[Minibatch]:
     """Class-balanced minibatches over every sample of the ``(source, replayed)`` pairs (module docstring)."""
     labels = np.concatenate([src.labels.cpu().numpy() for src, _ in parts])
     owner = np.concatenate([np.full(len(src), k) for k, (src, _) in enumerate(parts)])
@@ -130,13 +117,13 @@ def balanced_plan(parts: list[tuple[Source, bool]], batch_size: int, rng: np.ran
     grid = np.take_along_axis(grid, np.argsort(rng.random(grid.shape), axis=1), axis=1)
     plan = []
     for b in minibatches(grid.reshape(-1), batch_size):
-        plan.append([Part(parts[k][0], local[b[owner[b] == k]], parts[k][1]) for k in range(len(parts))
+        plan.append([Piece(parts[k][0], local[b[owner[b] == k]], parts[k][1]) for k in range(len(parts))
                      if (owner[b] == k).any()])
     return plan
 
 
 class Consolidation(Plugin):
-    """Train on the replay buffer alone after every task (see the module docstring).
+    """Train on the replay buffer after every task (see the module docstring).
 
     Args:
         epochs: epochs of the phase (0: none).
@@ -147,8 +134,9 @@ class Consolidation(Plugin):
         include_new: also rehearse the task's own train samples (without noise); false: the buffer alone.
     """
 
-    def __init__(self, epochs: int = 2, lr_scale: float = 1.0, noise: str = "none", p: float = 0.1,
-                 jitter: int = 1, include_new: bool = True) -> None:
+    requires = (Replay,)
+
+    def __init__(self, *, epochs: int, lr_scale: float, noise: str, p: float, jitter: int, include_new: bool) -> None:
         self.epochs = checks.integer("epochs", epochs, 0)
         self.lr_scale = checks.number("lr_scale", lr_scale)
         self.noise = checks.one_of("noise", noise, NOISES)
@@ -158,42 +146,19 @@ class Consolidation(Plugin):
         self.jitter = checks.integer("jitter", jitter, 0)
         self.include_new = checks.boolean("include_new", include_new)
 
-    def _replay(self, ctx: Context) -> Replay:
-        replay = ctx.strategy.plugin(Replay)
-        if replay is None:
-            raise ConfigError("the Consolidation plugin needs a Replay plugin in the same strategy "
-                              "(e.g. strategy=latent_replay)")
-        return replay
-
-    def before_task(self, ctx: Context, task: int) -> None:
-        self._replay(ctx)  # fail before training, not after it
-
-    def after_task(self, ctx: Context, task: int) -> None:
-        source = self._replay(ctx).source
+    def phases(self, ctx: Context, task: int) -> list[Phase]:
+        source = ctx.plugin(Replay).source
         if self.epochs == 0 or source is None or len(source) == 0:
-            return
-        model, optimizer, saved_batches = ctx.model, ctx.optimizer, ctx.batches
-        saved_lr = [group["lr"] for group in optimizer.param_groups]
-        frozen_except(model, ctx.trainable)
-        try:
-            for group in optimizer.param_groups:
-                group["lr"] = group["lr"] * self.lr_scale
-            with torch.inference_mode(False), torch.enable_grad():
-                for epoch in range(1, self.epochs + 1):
-                    replayed = source
-                    if self.noise != "none":
-                        replayed = NoisyReplay(source, self.noise, self.p, self.jitter,
-                                               generator_for([ctx.seed, 5, task, epoch], ctx.device))
-                    parts: list[tuple[Source, bool]] = [(replayed, True)]
-                    if self.include_new and ctx.new is not None and len(ctx.new):
-                        parts.append((ctx.new, False))
-                    rng = np.random.default_rng([ctx.seed, 6, task, epoch])
-                    ctx.batches = balanced_plan(parts, ctx.strategy.batch_size, rng)
-                    run = partial(ctx.strategy.train_epoch, ctx, task, f"consolidation {task} epoch {epoch}")
-                    loss = ctx.timer.run(run)
-                    check_finite(loss, "consolidation", task, epoch, f"{ctx.strategy.config_key}.lr")
-        finally:
-            for group, lr in zip(optimizer.param_groups, saved_lr):
-                group["lr"] = lr
-            ctx.batches = saved_batches
-            frozen_except(model, model.parameters())
+            return []
+        return [Phase("consolidation", self.epochs, lambda epoch: self._plan(ctx, task, source, epoch), self.lr_scale)]
+
+    def _plan(self, ctx: Context, task: int, source: BufferSource, epoch: int) -> list[Minibatch]:
+        """The class-balanced minibatches of one epoch of the phase (noisy replay, the task's own samples)."""
+        replayed = source
+        if self.noise != "none":
+            replayed = NoisyReplay(source, self.noise, self.p, self.jitter,
+                                   streams.replay_noise(ctx.seed, task, epoch, ctx.device))
+        parts: list[tuple[Source, bool]] = [(replayed, True)]
+        if self.include_new and ctx.new is not None and len(ctx.new):
+            parts.append((ctx.new, False))
+        return balanced_plan(parts, ctx.batch_size, streams.consolidation_order(ctx.seed, task, epoch))

@@ -26,24 +26,25 @@ ones), when no Fisher exists yet.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spikecl.cl.plugin import Batch, Plugin
+from spikecl.cl.context import Context
+from spikecl.cl.minibatch import Batch, Source, minibatches
+from spikecl.cl.plugin import Plugin
 from spikecl.cl.plugins.params import named_trainable, snapshot, weighted_sq_distance
 from spikecl.cl.sources import RawSource
-from spikecl.engine import Source, minibatches
-from spikecl.models.lif import RSNN, class_scores
-
-if TYPE_CHECKING:
-    from spikecl.cl.context import Context
+from spikecl.models import class_scores
+from spikecl.errors import ConfigError
+from spikecl.utils import checks
 
 
-def fisher_diagonal(model: RSNN, source: Source, depth: int, params: list[nn.Parameter],
+
+def fisher_diagonal(model: nn.Module, source: Source, depth: int, params: list[nn.Parameter],
                     batch_size: int) -> list[Tensor]:
     """Diagonal empirical Fisher of ``params`` over every sample of ``source`` (per-minibatch estimate above).
 
@@ -71,18 +72,19 @@ class EWC(Plugin):
         batch_size: minibatch size of the Fisher estimate (1: exact per-sample Fisher).
     """
 
-    def __init__(self, ewc_lambda: float = 100.0, decay: float = 0.9, batch_size: int = 64) -> None:
-        if ewc_lambda < 0 or not 0 <= decay <= 1 or batch_size < 1:
-            raise ValueError(f"EWC needs ewc_lambda >= 0, 0 <= decay <= 1 and batch_size >= 1; got "
-                             f"{ewc_lambda}, {decay}, {batch_size}")
-        self.ewc_lambda, self.decay, self.batch_size = float(ewc_lambda), float(decay), int(batch_size)
+    def __init__(self, *, ewc_lambda: float, decay: float, batch_size: int) -> None:
+        self.ewc_lambda = checks.number("ewc_lambda", ewc_lambda, positive=False)
+        self.decay = checks.number("decay", decay, positive=False)
+        if self.decay > 1:
+            raise ConfigError(f"decay={decay!r} is not valid; it must be in [0, 1] (1: a plain sum over tasks)")
+        self.batch_size = checks.integer("batch_size", batch_size, 1)
         self.fisher: dict[str, Tensor] = {}
         self.anchor: dict[str, Tensor] = {}
 
     def before_task(self, ctx: Context, task: int) -> None:
         if self.fisher or task == 0:
             return
-        data, depth = ctx.data, ctx.strategy.depth
+        data, depth = ctx.data, ctx.entry_depth
         # raw input through the layers below the depth, so W1 gets its Fisher too where it trains (depth 0)
         pretraining = RawSource(ctx.model, data.spikes, ctx.tasks[0].train, data.labels, depth, ctx.device)
         self._consolidate(ctx, pretraining)
@@ -97,7 +99,7 @@ class EWC(Plugin):
     def _consolidate(self, ctx: Context, source: Source) -> None:
         """F* <- gamma F* + F(source); theta* <- the current parameters."""
         named = named_trainable(ctx)
-        new = fisher_diagonal(ctx.model, source, ctx.strategy.depth, [p for _, p in named], self.batch_size)
+        new = fisher_diagonal(ctx.model, source, ctx.entry_depth, [p for _, p in named], self.batch_size)
         for (name, _), f in zip(named, new):
             self.fisher[name] = self.decay * self.fisher[name] + f if name in self.fisher else f
         self.anchor = snapshot(named)

@@ -14,9 +14,12 @@ import logging
 
 import numpy as np
 
+from collections.abc import Sequence
+
 from spikecl.cl.context import Context
 from spikecl.cl.plugin import Plugin
-from spikecl.cl.sources import CachedLatents, RawSource
+from spikecl.cl.sources import task_source
+from spikecl.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +42,20 @@ class JointTraining(Plugin):
     def __init__(self) -> None:
         self.samples = 0
 
+    def figures(self, ctx: Context) -> dict[str, int]:
+        return {"joint_train_samples": self.samples}
+
+    stage = 0  # replaces the phase's data before anything uses it
+    learns_every_task = True
+
+    def check(self, key: str, latent_depth: int | None, plugins: Sequence[Plugin]) -> None:
+        if key != "pretrain":
+            raise ConfigError(f"{key}.plugins has a JointTraining plugin; it trains the pretraining phase on every "
+                              "task at once: use strategy=joint (it sets pretrain.plugins.joint)")
+
     def before_task(self, ctx: Context, task: int) -> None:
-        if task != 0:  # only the phase it belongs to: pretraining
-            return
         indices = joint_train_indices(ctx.tasks)
-        depth = ctx.strategy.latent_depth
-        if depth is None:  # as the loop builds its new-data source
-            ctx.new = RawSource(ctx.model, ctx.data.spikes, indices, ctx.data.labels, 0, ctx.device)
-        else:
-            ctx.new = CachedLatents(ctx.model, ctx.data.spikes, indices, ctx.data.labels, ctx.strategy.depth,
-                                    ctx.device)
+        ctx.new = task_source(ctx, indices)
         self.samples = len(indices)
         log.info("joint training: %d train samples of %d tasks (task 0 alone: %d)", len(indices), len(ctx.tasks),
                  len(ctx.tasks[0].train))

@@ -13,7 +13,9 @@ cross-entropy's as T changes (Hinton et al. 2015).
 All samples of a minibatch are distilled, new and replayed alike: the frozen copy's scores on replayed
 samples are as much a record of the old function as those on new samples, and with ``mix=mixed`` this
 keeps every minibatch's term alike. The copy's scores come from the same entry activity ``batch.z`` at the
-training depth, without autograd. Where the layers below that depth train as well (depth 0 with W1
+training depth, under the same dynamics as the network being trained (short-time replay's time-scaled
+constants, say: :meth:`Batch.scores_of <spikecl.cl.minibatch.Batch.scores_of>`), without autograd. The copy
+is kept until ``after_task``, so it also serves the phases other plugins add (consolidation). Where the layers below that depth train as well (depth 0 with W1
 trained: naive or rehearsal without a latent depth), ``z`` was computed with the current W1, so the copy
 sees the current first projection rather than its own.
 """
@@ -21,21 +23,20 @@ sees the current first projection rather than its own.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from spikecl.cl.plugin import Batch, Plugin
+from spikecl.cl.context import Context
+from spikecl.cl.minibatch import Batch
+from spikecl.cl.plugin import Plugin
 from spikecl.cl.plugins.params import old_classes
-from spikecl.models.lif import RSNN, class_scores
-
-if TYPE_CHECKING:
-    from spikecl.cl.context import Context
+from spikecl.utils import checks
 
 
-def frozen_copy(model: RSNN) -> RSNN:
+
+def frozen_copy(model: nn.Module) -> nn.Module:
     """A deep copy of ``model`` in eval mode whose parameters take no gradient."""
     prev = copy.deepcopy(model).eval()
     for p in prev.parameters():
@@ -52,38 +53,23 @@ class LwF(Plugin):
         temperature: T of the softened softmax.
     """
 
-    def __init__(self, weight: float = 1.0, temperature: float = 2.0) -> None:
-        if weight < 0 or temperature <= 0:
-            raise ValueError(f"LwF needs weight >= 0 and temperature > 0; got {weight}, {temperature}")
-        self.weight, self.temperature = float(weight), float(temperature)
-        self.prev: RSNN | None = None
+    def __init__(self, *, weight: float, temperature: float) -> None:
+        self.weight = checks.number("weight", weight, positive=False)
+        self.temperature = checks.number("temperature", temperature)
+        self.prev: nn.Module | None = None
         self.old: Tensor | None = None
-        self._restored: dict[str, Tensor] | None = None  # the copy's weights from a checkpoint, until needed
 
     def before_task(self, ctx: Context, task: int) -> None:
         self.prev = frozen_copy(ctx.model)
-        self._restored = None
         self.old = torch.as_tensor(old_classes(ctx, task), dtype=torch.int64, device=ctx.device)
 
     def loss(self, ctx: Context, batch: Batch, out: Tensor) -> Tensor | None:
-        if self._restored is not None:  # resumed inside a task: rebuild the copy from its saved weights
-            self.prev = frozen_copy(ctx.model)
-            self.prev.load_state_dict(self._restored)
-            self.old = torch.as_tensor(old_classes(ctx, ctx.task), dtype=torch.int64, device=ctx.device)
-            self._restored = None
         if self.prev is None or not len(self.old):
             return None
         t = self.temperature
-        with torch.no_grad():
-            target = F.softmax(class_scores(self.prev.from_latent(batch.z, ctx.strategy.depth))[:, self.old] / t, 1)
+        target = F.softmax(batch.scores_of(self.prev)[:, self.old] / t, 1)
         log_p = F.log_softmax(out[:, self.old] / t, dim=1)
         return self.weight * t * t * F.kl_div(log_p, target, reduction="batchmean")
 
     def after_task(self, ctx: Context, task: int) -> None:
-        self.prev, self.old = None, None  # the copy is needed only while its task trains
-
-    def state_dict(self) -> dict[str, Any]:
-        return {} if self.prev is None else {"prev": self.prev.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._restored = state.get("prev")
+        self.prev, self.old = None, None  # the copy is needed only while its task trains (checkpoints come after)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from spikecl.cl.context import Context
+from spikecl.cl.context import Context
+
 
 
 def named_trainable(ctx: Context) -> list[tuple[str, nn.Parameter]]:

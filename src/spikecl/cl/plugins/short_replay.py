@@ -8,8 +8,8 @@ step otherwise), with the time constants adapted so that one step decays as much
     alpha' = alpha^r,   beta' = beta^r,   threshold' = threshold_scale * threshold,
 
 in every LIF layer above the depth and in the readout (whose kernel is built for T / r steps with alpha',
-beta'), through :meth:`spikecl.models.lif.RSNN.time_scaled`. The LIF equations of
-:mod:`spikecl.models.lif` are otherwise unchanged, step for step:
+beta'), through the model's ``time_scaled``. The LIF equations of the model are otherwise
+unchanged, step for step:
 
     syn[t+1] = alpha' * syn[t] + h[t],   mem[t+1] = (beta' * mem[t] + syn[t]) * (1 - s[t]),
     s[t] = H(mem[t] - threshold'),       t = 0 .. T / r - 1.
@@ -21,16 +21,15 @@ Replay costs r times fewer time steps per sample and no decompression. New data 
 full resolution with the model's own constants; only replayed minibatches are short.
 
 Replayed minibatches run at their own time resolution, so they must be minibatches of their own: the
-Replay plugin's ``mix`` must be ``sequential`` or ``interleaved`` (``mixed`` is rejected). The plugin
-rewrites every epoch's plan (``before_epoch``, after Replay's, so it must come after the Replay plugin
-in ``strategy.plugins``; this is checked) so that the replayed parts read the buffer's *encoded*
-activity (:class:`~spikecl.cl.sources.BufferSource` with ``encoded=True``). The time scaling and the
-learning-rate scale of replayed minibatches need one loop hook, ``minibatch_context(ctx, parts)``: a
-context manager (or None) that the loop enters around each minibatch's forward pass, loss, backward pass
-and optimiser step. Inside it, the model runs under ``time_scaled(r, threshold_scale)`` and every
-learning rate of ``ctx.optimizer`` is multiplied by ``lr_scale`` (restored at the exit). The learning
-rate is scaled in the optimiser's parameter groups, not by scaling the loss: for Adam(ax), whose step is
-invariant to a constant scale of the gradients, a scaled loss would change nothing.
+Replay plugin's ``mix`` must be ``sequential`` or ``interleaved`` (``mixed`` is refused when the strategy
+is built). The plugin follows the Replay plugin (its ``before_epoch`` rewrites the epoch's plan after
+Replay's) so that the replayed pieces read the buffer's *encoded* activity
+(:class:`~spikecl.cl.sources.BufferSource` with ``encoded=True``). For those minibatches it gives the loop
+the dynamics (:meth:`~spikecl.cl.plugin.Plugin.dynamics`: the model runs under
+``time_scaled(r, threshold_scale)``, and so does any teacher model a plugin runs on the same batch) and a
+learning-rate factor ``lr_scale`` (:meth:`~spikecl.cl.plugin.Plugin.lr_factor`). The learning rate is
+scaled in the optimiser's parameter groups, not by scaling the loss: for Adam(ax), whose step is invariant
+to a constant scale of the gradients, a scaled loss would change nothing.
 
 Measured on the embedded data (progressive split, 3 new classes, 5 epochs each, ``mix=interleaved``): the
 old classes' final accuracy was 0.04 with short-time replay at 1:2 (0.22 with ``threshold_scale=0.5``)
@@ -41,32 +40,15 @@ before relying on it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
+from spikecl.cl.context import Context
+from spikecl.cl.minibatch import Minibatch, Piece, TimeScale
 from spikecl.cl.plugin import Plugin
 from spikecl.cl.plugins.replay import Replay
 from spikecl.cl.sources import BufferSource
-from spikecl.engine import Part
 from spikecl.errors import ConfigError
 from spikecl.utils import checks
-
-if TYPE_CHECKING:
-    from spikecl.cl.context import Context
-
-
-@contextmanager
-def scaled_lr(optimizer, scale: float) -> Iterator[None]:
-    """Every parameter group's learning rate times ``scale`` inside the block."""
-    saved = [group["lr"] for group in optimizer.param_groups]
-    for group in optimizer.param_groups:
-        group["lr"] = group["lr"] * scale
-    try:
-        yield
-    finally:
-        for group, lr in zip(optimizer.param_groups, saved):
-            group["lr"] = lr
 
 
 class ShortTimeReplay(Plugin):
@@ -77,22 +59,22 @@ class ShortTimeReplay(Plugin):
         lr_scale: the learning rates of replayed minibatches are the task's times this.
     """
 
-    def __init__(self, threshold_scale: float = 1.0, lr_scale: float = 1.0) -> None:
+    requires = (Replay,)
+    follows = (Replay,)
+
+    def __init__(self, *, threshold_scale: float, lr_scale: float) -> None:
         self.threshold_scale = checks.number("threshold_scale", threshold_scale)
         self.lr_scale = checks.number("lr_scale", lr_scale)
         self._source: BufferSource | None = None
 
-    def before_task(self, ctx: Context, task: int) -> None:
-        replay = ctx.strategy.plugin(Replay)
-        if replay is None:
-            raise ConfigError("the ShortTimeReplay plugin needs a Replay plugin in the same strategy")
+    def check(self, key: str, latent_depth: int | None, plugins: Sequence[Plugin]) -> None:
+        replay = next(p for p in plugins if isinstance(p, Replay))
         if replay.mix == "mixed":
-            raise ConfigError("ShortTimeReplay needs replay minibatches of their own: set the Replay plugin's "
-                              "mix to sequential or interleaved, not mixed")
-        order = list(ctx.strategy.plugins.values())
-        if order.index(self) < order.index(replay):
-            raise ConfigError("the ShortTimeReplay plugin must come after the Replay plugin in strategy.plugins")
-        full = replay.source
+            raise ConfigError(f"{key}.plugins: ShortTimeReplay needs replay minibatches of their own; set "
+                              f"{key}.plugins.replay.mix=sequential or interleaved, not mixed")
+
+    def before_task(self, ctx: Context, task: int) -> None:
+        full = ctx.plugin(Replay).source
         self._source = None if full is None else BufferSource(full.buffer, full.model, full.depth, full.raw_input,
                                                               encoded=True)
 
@@ -100,22 +82,23 @@ class ShortTimeReplay(Plugin):
         if self._source is None:
             return
         buffer = self._source.buffer
-        ctx.batches = [[Part(self._source, p.idx, True) if p.replayed and getattr(p.source, "buffer", None) is buffer
-                        else p for p in parts] for parts in ctx.batches]
+        ctx.batches = [[Piece(self._source, p.idx, True) if p.replayed and getattr(p.source, "buffer", None) is buffer
+                        else p for p in pieces] for pieces in ctx.batches]
 
-    def minibatch_context(self, ctx: Context, parts: list[Part]) -> AbstractContextManager | None:
-        """The scaled constants and learning rates for a minibatch of short-time replay, else None."""
-        short = [p.source is self._source for p in parts]
+    def _short(self, pieces: Minibatch) -> bool:
+        """Whether ``pieces`` is a minibatch of short-time replay."""
+        short = [p.source is self._source for p in pieces]
         if self._source is None or not any(short):
-            return None
+            return False
         if not all(short):
             raise ValueError("a minibatch mixes short-time replay with full-resolution samples")
-        return self._scaled(ctx)
+        return True
 
-    @contextmanager
-    def _scaled(self, ctx: Context) -> Iterator[None]:
-        with ctx.model.time_scaled(self._source.ratio, self.threshold_scale), scaled_lr(ctx.optimizer, self.lr_scale):
-            yield
+    def dynamics(self, ctx: Context, pieces: Minibatch) -> TimeScale | None:
+        return TimeScale(self._source.ratio, self.threshold_scale) if self._short(pieces) else None
+
+    def lr_factor(self, ctx: Context, pieces: Minibatch) -> float:
+        return self.lr_scale if self._short(pieces) else 1.0
 
     def after_task(self, ctx: Context, task: int) -> None:
         self._source = None

@@ -21,16 +21,17 @@ Before the first task it trains, Omega is zero (nothing is known about the pretr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from spikecl.cl.plugin import Batch, Plugin
+from spikecl.cl.context import Context
+from spikecl.cl.minibatch import Batch
+from spikecl.cl.plugin import Plugin
+from spikecl.utils import checks
 from spikecl.cl.plugins.params import named_trainable, snapshot, weighted_sq_distance
 
-if TYPE_CHECKING:
-    from spikecl.cl.context import Context
 
 
 class SI(Plugin):
@@ -43,10 +44,8 @@ class SI(Plugin):
 
     _STATE = ("importance", "start", "omega", "grad", "before_step")  # what a checkpoint carries
 
-    def __init__(self, c: float = 0.1, xi: float = 1e-3) -> None:
-        if c < 0 or xi <= 0:
-            raise ValueError(f"SI needs c >= 0 and xi > 0; got c={c}, xi={xi}")
-        self.c, self.xi = float(c), float(xi)
+    def __init__(self, *, c: float, xi: float) -> None:
+        self.c, self.xi = checks.number("c", c, positive=False), checks.number("xi", xi)
         self.importance: dict[str, Tensor] = {}   # Omega
         self.start: dict[str, Tensor] = {}        # theta~, the parameters at the start of the task
         self.omega: dict[str, Tensor] = {}        # the running path integral of the task

@@ -1,4 +1,7 @@
-"""Replay buffer: stored activity of past samples, time-compressed and packed, decoded on demand for replay.
+"""Replay storage: stored activity of past samples, time-compressed and packed, decoded on demand for replay.
+
+Which samples are stored is a storage policy's choice (:mod:`spikecl.cl.policies`); when they are replayed
+is the replay plugin's (:mod:`spikecl.cl.plugins.replay`). This module only keeps them.
 
 Three kinds of activity are stored (seed-spec §3.0, §4):
 
@@ -20,7 +23,7 @@ what is allocated.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -30,9 +33,9 @@ from spikecl.cl.compression import CURRENT_DTYPES, bits_per_entry, check_codec, 
 from spikecl.errors import ConfigError
 
 KINDS = ("spikes", "counts", "current")
-SELECTIONS = ("class_balanced", "random", "first")
 # The size figures of ReplayBuffer.figures, in its order (0 each for a run without a buffer).
-FIGURES = ("buffer_samples", "buffer_bytes", "buffer_bytes_1bit", "bytes_per_sample", "raw_rehearsal_bytes_1bit")
+FIGURES = ("buffer_samples", "buffer_bytes", "buffer_bytes_1bit", "bits_per_entry", "bytes_per_sample",
+           "raw_rehearsal_bytes_1bit")
 # Bit weights of one packed byte, most significant first (the numpy.packbits order).
 _SHIFTS = torch.arange(7, -1, -1, dtype=torch.uint8)
 _WEIGHTS = torch.ones(8, dtype=torch.uint8) << _SHIFTS
@@ -271,7 +274,7 @@ class ReplayBuffer:
     def figures(self, raw_values_per_sample: int) -> dict[str, float]:
         """The buffer's size figures (:data:`FIGURES`) for a run's summary; ``raw_values_per_sample`` (steps x
         input units) gives what raw rehearsal of the same samples would need at 1 bit per value."""
-        values = (self._len, self.nbytes, self.nbytes_1bit, self.bytes_per_sample,
+        values = (self._len, self.nbytes, self.nbytes_1bit, self.bits_per_entry, self.bytes_per_sample,
                   self._len * raw_values_per_sample / 8)
         return dict(zip(FIGURES, values, strict=True))
 
@@ -293,86 +296,3 @@ class ReplayBuffer:
         buf._labels = state["labels"].to(buf.device)
         buf._ids = state["ids"].numpy().astype(np.int64)
         return buf
-
-
-def select_samples(labels: np.ndarray, candidates: np.ndarray, size: int, selection: str,
-                   rng: np.random.Generator) -> np.ndarray:
-    """Pick ``size`` distinct entries of ``candidates`` (indices into ``labels``) for a replay buffer.
-
-    ``first`` takes the first ``size`` candidates (the paper). ``random`` draws uniformly. ``class_balanced``
-    gives each class of ``labels[candidates]`` an equal share; a class with fewer candidates gives all it
-    has and the rest is shared among the others; the remainder of an uneven split goes to the classes with
-    the most candidates, ties broken at random; within a class the samples are drawn at random. The result keeps the order of ``candidates``.
-    ``size >= len(candidates)`` returns all candidates.
-    """
-    if selection not in SELECTIONS:
-        raise ConfigError(f"selection={selection!r} is not supported; allowed: {', '.join(SELECTIONS)}")
-    candidates = np.asarray(candidates, dtype=np.int64)
-    if np.unique(candidates).size != candidates.size:
-        raise ValueError("candidates must be distinct sample indices")
-    if size < 0:
-        raise ConfigError(f"buffer_size={size} must be >= 0")
-    if size >= candidates.size:
-        return candidates.copy()
-    if selection == "first":
-        return candidates[:size].copy()
-    keep = np.zeros(candidates.size, dtype=bool)
-    if selection == "random":
-        keep[rng.choice(candidates.size, size=size, replace=False)] = True
-        return candidates[keep]
-    cand_labels = np.asarray(labels)[candidates]
-    classes, counts = np.unique(cand_labels, return_counts=True)
-    # Fill the smallest classes first; ties (and so the remainder) in random order.
-    order = np.lexsort((rng.permutation(classes.size), counts))
-    quota = np.zeros(classes.size, dtype=np.int64)
-    left = size
-    for rank, k in enumerate(order):
-        quota[k] = min(counts[k], left // (classes.size - rank))
-        left -= quota[k]
-    for k, cls in enumerate(classes):
-        members = np.flatnonzero(cand_labels == cls)
-        keep[rng.choice(members, size=quota[k], replace=False)] = True
-    return candidates[keep]
-
-
-def balanced_eviction(labels: np.ndarray, capacity: int, incoming: Mapping[int, int],
-                      rng: np.random.Generator) -> np.ndarray:
-    """Positions of stored samples to evict so that a buffer of ``capacity`` samples stays class-balanced.
-
-    ``labels`` are the classes of the stored samples, ``incoming`` the number of samples of each class the
-    caller adds next. Eviction takes from the largest classes (stored plus incoming) only, down to a common
-    level: afterwards, with the incoming samples added, the buffer holds ``capacity`` samples (or fewer,
-    when everything fits and nothing is evicted) and every class of the stored or incoming ones holds
-    floor or ceil of ``capacity / classes``, the classes getting the extra one drawn at random. Incoming
-    samples are never evicted: a class that brings more than its share keeps them all and the others share
-    the rest, so the caller adds at most ``capacity // classes`` (or one more) samples of a class to keep the
-    buffer exactly balanced; a class with fewer samples than its share keeps them all too. Which samples of
-    a class go is drawn at random. Returns sorted positions into ``labels``; which samples are eligible for
-    a buffer at all (train samples only, never test or validation ones) is the caller's choice.
-    """
-    labels = np.asarray(labels, dtype=np.int64)
-    incoming = {int(c): int(n) for c, n in incoming.items() if n}
-    if any(n < 0 for n in incoming.values()) or capacity < 0:
-        raise ValueError(f"need capacity >= 0 and incoming counts >= 0, got {capacity} and {incoming}")
-    if sum(incoming.values()) > capacity:
-        raise ValueError(f"{sum(incoming.values())} incoming samples do not fit in a buffer of {capacity}")
-    classes = np.union1d(labels, np.fromiter(incoming, dtype=np.int64, count=len(incoming)))
-    of = np.searchsorted(classes, labels)  # class index of every stored sample
-    inc = np.array([incoming.get(int(c), 0) for c in classes], dtype=np.int64)
-    total = np.bincount(of, minlength=classes.size) + inc
-    if total.sum() <= capacity:
-        return np.zeros(0, dtype=np.int64)
-    # Keeping at most `level` samples of a class (and never fewer than its incoming ones) keeps fill[level]
-    # samples; the highest level that fits leaves fewer spare places than there are classes cut to it.
-    levels = np.arange(total.max() + 1)
-    fill = np.minimum(total, np.maximum(levels[:, None], inc)).sum(axis=1)
-    level = int(np.flatnonzero(fill <= capacity)[-1])
-    keep = np.minimum(total, np.maximum(level, inc))
-    at_level = np.flatnonzero((inc <= level) & (total > level))  # the classes cut to the level
-    keep[rng.choice(at_level, size=capacity - fill[level], replace=False)] += 1
-    # Within each class, evict the first samples of a random order.
-    order = np.lexsort((rng.random(labels.size), of))
-    first = np.searchsorted(of[order], np.arange(classes.size))
-    rank = np.empty(labels.size, dtype=np.int64)
-    rank[order] = np.arange(labels.size) - first[of[order]]
-    return np.flatnonzero(rank < (total - keep)[of])
