@@ -8,7 +8,7 @@ Hydra-configured experiment framework. Entry point: ``python -m spikecl [overrid
 import os
 import warnings
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # spikecl feeds binned spikes to the network as sparse CSR batches; torch flags that layout as beta.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
