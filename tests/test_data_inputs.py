@@ -150,6 +150,18 @@ def test_implausible_label_without_keys_is_refused(tmp_path: Path) -> None:
     assert load_dataset(_cfg(data), tmp_path / "cache").num_classes == 1000
 
 
+def test_label_of_a_file_without_keys_beyond_the_other_files_keys_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_shd_file(data / "shd_train.h5", TIMES, UNITS, [0, 1, 2, 3], [0, 1, 0, 1])  # SHD's 20 keys
+    write_shd_file(data / "shd_test.h5", TIMES, UNITS, [0, 1, 900, 3], [0, 1, 0, 1], keys=False)
+    expected = (r"shd_test.h5: labels\[2\]=900 is not valid; the file has no extra/keys, and .*shd_train.h5's "
+                r"extra/keys names 20 classes, so a label must be 0..19; fix the file's labels or give it extra/keys$")
+    with pytest.raises(ConfigError, match=expected):
+        load_dataset(_cfg(data), tmp_path / "cache")
+    write_shd_file(data / "shd_test.h5", TIMES, UNITS, [0, 1, 19, 3], [0, 1, 0, 1], keys=False)  # named: fine
+    assert load_dataset(_cfg(data), tmp_path / "cache").num_classes == 20
+
+
 # ---------------------------------------------------------------- the binned cache
 
 

@@ -157,6 +157,7 @@ def load_dataset(dataset_cfg: Mapping[str, Any], cache_dir: str | Path) -> Spike
                 data = cache.load(entry, key)
             if data is None:
                 parts = [_read_file(p, cache_dir, nb_steps, max_time, nb_units) for p in sources]
+                _check_labels_across(parts, sources)
                 origin = np.repeat(np.array(roles), [len(p.labels) for p in parts])
                 data = cache.CachedData(
                     spikes=BinnedSpikes.concatenate([p.spikes for p in parts]),
@@ -284,6 +285,27 @@ def _check_labels(labels: np.ndarray, class_names: list[str] | None, source: Pat
             f"distinct labels) = {limit} (it would make a readout of {top + 1} outputs); fix the file's "
             f"{LABELS} (0..number of classes - 1) or add {KEYS}"
         )
+
+
+def _check_labels_across(parts: list[_FileContent], sources: list[Path]) -> None:
+    """ConfigError for a label of a file without ``extra/keys`` that the keys of another file do not name.
+
+    Such a label would widen the readout beyond the named classes (900 next to SHD's 20 keys: 901 outputs),
+    which the check of the file on its own allows (see :func:`_check_labels`).
+    """
+    named = next(((p.class_names, src) for p, src in zip(parts, sources) if p.class_names), None)
+    if named is None:
+        return
+    names, where = named
+    for part, source in zip(parts, sources):
+        i = int(np.argmax(part.labels))
+        top = int(part.labels[i])
+        if part.class_names is None and top >= len(names):
+            raise ConfigError(
+                f"{source}: {LABELS}[{i}]={top} is not valid; the file has no {KEYS}, and {where}'s {KEYS} "
+                f"names {len(names)} classes, so a label must be 0..{len(names) - 1}; fix the file's {LABELS} "
+                f"or give it {KEYS}"
+            )
 
 
 def _keys(fh: h5py.File, source: Path) -> list[str] | None:
