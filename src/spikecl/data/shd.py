@@ -8,6 +8,7 @@ in a file raise :class:`~spikecl.config.ConfigError` naming the file and what is
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -208,7 +209,7 @@ def _read_file(source: Path, cache_dir: Path, nb_steps: int, max_time: float, nb
     """Read and bin one SHD-format file (``source`` may be a .gz/.zip download)."""
     path = files.readable_copy(source, cache_dir)
     try:
-        fh = h5py.File(path, "r")
+        fh = open_readonly(path)
     except OSError as exc:
         raise ConfigError(f"{source}: not a readable HDF5 file ({exc})") from exc
     with fh:
@@ -239,6 +240,23 @@ def _read_file(source: Path, cache_dir: Path, nb_steps: int, max_time: float, nb
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
     return _FileContent(spikes, labels, speakers, class_names)
+
+
+def open_readonly(path: Path) -> h5py.File:
+    """``path`` opened read-only, without HDF5's own file lock.
+
+    A reader needs no lock (the files are never written in place: caches are replaced atomically), and
+    cluster file systems without locks (some NFS and Lustre set-ups) make HDF5's lock fail with "unable to
+    lock file ... No locks available". Where h5py (< 3.5) or its HDF5 (< 1.10.7, 1.12.0) cannot open without
+    the lock, HDF5_USE_FILE_LOCKING=FALSE (unless set otherwise already) does the same for this process.
+    """
+    try:
+        return h5py.File(path, "r", locking=False)
+    except (TypeError, ValueError) as exc:  # TypeError: no such argument; ValueError: HDF5 refuses the option
+        if "locking" not in str(exc):
+            raise
+    os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")  # HDF5 without the option reads it at every open
+    return h5py.File(path, "r")
 
 
 def _dataset(fh: h5py.File, name: str, source: Path) -> h5py.Dataset:
