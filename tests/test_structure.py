@@ -86,3 +86,49 @@ def test_no_dictconfig_below_the_config_layer():
         if "DictConfig" in names and name not in CONFIG_LAYER:
             offenders.append(name)
     assert not offenders, f"modules below the config layer that take a DictConfig: {offenders}"
+
+
+def _circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """The first import circle of ``graph`` (module -> modules it imports), or None."""
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    return next((found for node in sorted(graph) if node not in state and (found := visit(node))), None)
+
+
+def test_no_circle_in_the_data_and_report_layers_not_even_through_type_hints():
+    # stricter than the package-wide test: an import for type checkers only still ties two modules together
+    layers = ("spikecl.data", "spikecl.report", "spikecl.convert")
+    trees = {name: tree for name, tree in modules().items() if name.startswith(layers)}
+    graph = {}
+    for name, tree in trees.items():
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        graph[name] = {m for m in found if m in trees and m != name}
+    for package in layers:  # a package's __init__ that re-exports its own modules is not a circle through them
+        graph[package] = {m for m in graph.get(package, set()) if not m.startswith(package + ".")}
+    assert _circle(graph) is None, "import circle: " + " -> ".join(_circle(graph))
+
+
+def test_no_module_repeats_the_name_of_a_top_level_module():
+    # spikecl.build is "the build step" in messages and docs; a report/build.py beside it was a second one
+    top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    repeated = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                      if p.parent != PACKAGE and p.stem in top)
+    assert not repeated, f"modules named like a top-level module of spikecl: {repeated}"

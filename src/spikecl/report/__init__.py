@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING
 from spikecl.report.runs import RunFolder, find_run_folders, load_run, read_completed_summary
 
 if TYPE_CHECKING:
-    from spikecl.report.build import ReportResult
+    from spikecl.report.write import ReportResult
 
 __all__ = ["RunFolder", "find_run_folders", "load_run", "read_completed_summary", "write_report"]
 
 
 def write_report(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None) -> ReportResult:
-    """Write summary.csv, report.md and plots/ for the runs below ``dirs`` (see :mod:`spikecl.report.build`)."""
+    """Write summary.csv, report.md and plots/ for the runs below ``dirs`` (see :mod:`spikecl.report.write`)."""
     # pandas and matplotlib load only here, so the sweeper can check run folders without them.
-    from spikecl.report.build import write_report as build
+    from spikecl.report import write
 
-    return build(dirs, out)
+    return write.write_report(dirs, out)
