@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import OmegaConf
@@ -37,11 +38,26 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} is not a finished run folder: {name} is missing")
     cfg = OmegaConf.load(folder / "config.yaml")
-    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
     parts = build_parts(cfg)
-    model = build(cfg.model, "model", nb_outputs=int(state["w_out"].shape[1]))
-    model.load_state_dict(state)
+    model = _trained_model(cfg.model, folder / "model.pt")
     return LoadedRun(parts, model, parts.files.load(parts.cache_dir))
+
+
+def _trained_model(model_cfg: Any, path: Path) -> RSNN:
+    """The network of the config group ``model_cfg`` with the weights of ``path``; ValueError in one line if
+    the file does not hold them."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = build(model_cfg, "model", nb_outputs=int(state["w_out"].shape[1]))
+        model.load_state_dict(state)
+    # torch.load raises whatever its unpickler or zip reader meets (UnpicklingError, RuntimeError, EOFError,
+    # ...); a foreign file can lack keys or hold other shapes: for the user, all of it is a damaged model.pt.
+    except Exception as err:  # noqa: BLE001
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{path} does not hold this run's trained network ({type(err).__name__}: {reason}); "
+                         "the folder is damaged: remove its summary.json and run the same command again, which "
+                         "writes model.pt anew") from None
+    return model
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run = load_run(args.run_dir)
         paths = plot_run(run.model, run.data, run.parts, args.sample, out, args.rate_samples)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError) as err:  # ConfigError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
     for path in paths:

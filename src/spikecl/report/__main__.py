@@ -21,8 +21,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = write_report(args.dirs, args.out)
-    except FileNotFoundError as err:
+    except FileNotFoundError as err:  # a DIR that does not exist
         parser.error(str(err))
+    except OSError as err:  # the report's folder refuses the files: read-only, a file in its place, full disk
+        where = args.out or args.dirs[0]
+        print(f"error: cannot write the report into {where} ({err.strerror or err}: {err.filename or where}); "
+              "give a writable folder with --out OUT", file=sys.stderr)
+        return 2
     runs = result.completed + len(result.incomplete)
     print(f"{runs} run folders ({result.completed} completed, {len(result.incomplete)} incomplete)")
     print(f"wrote {result.summary_csv}, {result.report_md} and {len(result.plots)} figures in {result.out}")
