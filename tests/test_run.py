@@ -65,6 +65,7 @@ def test_other_splits(compose_cfg, tmp_path, split):
     assert s["split"] == split.split("=")[1]
 
 
+@pytest.mark.trained_figures
 def test_same_seed_same_metrics_and_cache(compose_cfg, tmp_path):
     a = run(compose_cfg(), tmp_path / "a")
     assert a["pretrain_cached"] is False
