@@ -263,3 +263,17 @@ def test_gzip_factory_round_trip(tmp_path: Path) -> None:
     data = _write(tmp_path / "data")
     packed = gzip_copy(data / "shd_train.h5", tmp_path / "x.gz")
     assert gzip.decompress(packed.read_bytes()) == (data / "shd_train.h5").read_bytes()
+
+
+def test_the_digits_experiment_without_its_data_says_what_it_expects_and_how_to_make_it(tmp_path: Path) -> None:
+    import spikecl
+    from spikecl.build import build
+
+    cfg = spikecl.compose(["experiment=digits_progressive", f"dataset.root={tmp_path / 'nowhere'}"])
+    with pytest.raises(ConfigError) as err:
+        build(cfg.dataset, "dataset").load(tmp_path / "cache")
+    message = str(err.value)
+    for part in ("ten spoken digits (labels 0-9) in SHD format", "python -m spikecl.convert", "docs/convert.md",
+                 "--test-takes 0-4", "dataset.root="):
+        assert part in message, part
+    assert "zenkelab" not in message  # not the SHD download

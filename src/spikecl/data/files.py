@@ -40,6 +40,26 @@ HOW_TO_GET_SHD = (
     "or dataset.root to their folder (or to a tonic save_to folder holding SHD/ or SSC/). "
     "dataset=synthetic (the default) uses the embedded data set instead."
 )
+# What a data set other than SHD and SSC is, and how to make it: by dataset.name (the experiments set it).
+HOW_TO_GET = {
+    "digits": (
+        "This experiment expects ten spoken digits (labels 0-9) in SHD format, shd_train.h5 and shd_test.h5, "
+        "e.g. the Free Spoken Digit Dataset converted with python -m spikecl.convert "
+        "free-spoken-digit-dataset/recordings data/fsdd --test-takes 0-4 (docs/convert.md; needs the synth "
+        "extra); then set dataset.root=data/fsdd (or to ../shared/data/fsdd-dev where you have it)."
+    ),
+}
+HOW_TO_MAKE_YOUR_OWN = (
+    "Put SHD-format files there (python -m spikecl.convert makes them from your recordings: docs/convert.md), "
+    "or set dataset.root to their folder."
+)
+
+
+def how_to_get(name: str) -> str:
+    """Where the files of the data set ``name`` (``dataset.name``) come from, for messages about missing files."""
+    if name in ("shd", "ssc"):
+        return HOW_TO_GET_SHD
+    return HOW_TO_GET.get(name, HOW_TO_MAKE_YOUR_OWN)
 
 
 def data_root(root: str | os.PathLike[str] | None) -> Path:
@@ -55,9 +75,10 @@ def data_root(root: str | os.PathLike[str] | None) -> Path:
     return Path(os.path.expanduser(str(root)))
 
 
-def find_input(folder: Path, filename: str, key: str) -> Path:
+def find_input(folder: Path, filename: str, key: str, name: str = "shd") -> Path:
     """The file ``filename`` in ``folder``, else its ``.gz`` or ``.zip`` download, else the same in
-    ``folder``'s tonic subfolders ``SHD/`` and ``SSC/``; ConfigError if none."""
+    ``folder``'s tonic subfolders ``SHD/`` and ``SSC/``; ConfigError if none, saying how to get the files of the
+    data set ``name``."""
     names = [filename]
     if not filename.endswith(COMPRESSED_SUFFIXES):
         names += [filename + suffix for suffix in COMPRESSED_SUFFIXES]
@@ -70,7 +91,7 @@ def find_input(folder: Path, filename: str, key: str) -> Path:
     raise ConfigError(
         f"dataset.{key}={filename!r} not found in {where} {folder}{state}; looked for "
         f"{', '.join(names)} there and in its {' and '.join(s + '/' for s in TONIC_SUBFOLDERS)} subfolders "
-        "(tonic's layout). " + HOW_TO_GET_SHD
+        "(tonic's layout). " + how_to_get(name)
     )
 
 

@@ -129,7 +129,8 @@ def input_files(dataset_cfg: Mapping[str, Any]) -> tuple[list[str], list[Path]]:
     folder = files.data_root(dataset_cfg["root"])
     valid_file = dataset_cfg["valid_file"] if "valid_file" in dataset_cfg else None
     roles = [r for r in ORIGINS if r != "valid" or valid_file is not None]
-    return roles, [files.find_input(folder, str(dataset_cfg[FILE_KEYS[r]]), FILE_KEYS[r]) for r in roles]
+    name = str(dataset_cfg["name"])
+    return roles, [files.find_input(folder, str(dataset_cfg[FILE_KEYS[r]]), FILE_KEYS[r], name) for r in roles]
 
 
 def load_dataset(dataset_cfg: Mapping[str, Any], cache_dir: str | Path) -> SpikeDataset:
