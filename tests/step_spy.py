@@ -23,6 +23,7 @@ class Steps:
 
     ctx: Context
     lr: float
+    batch_size: int
     w_out: Tensor                                          # the readout after every before_task hook
     scores: list[Tensor] = field(default_factory=list)     # class scores [B, C] the loss was computed from
     labels: list[Tensor] = field(default_factory=list)
@@ -42,7 +43,8 @@ class StepSpy(Plugin):
     """Records the first :data:`STEPS` minibatches of every task into :data:`SEEN`."""
 
     def before_task(self, ctx: Context, task: int) -> None:
-        SEEN[task] = Steps(ctx=ctx, lr=ctx.strategy.lr, w_out=ctx.model.w_out.detach().clone())
+        SEEN[task] = Steps(ctx=ctx, lr=ctx.strategy.lr, batch_size=ctx.strategy.batch_size,
+                           w_out=ctx.model.w_out.detach().clone())
 
     def loss(self, ctx: Context, batch: Batch, out: Tensor) -> Tensor | None:
         steps = SEEN[ctx.task]

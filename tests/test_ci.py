@@ -26,7 +26,8 @@ def second_pass() -> tuple[dict[str, str], str]:
 def test_the_second_pass_uses_another_instruction_set_and_selects_the_trained_figure_tests():
     env, expression = second_pass()
     assert env == {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", expression, "-p", "no:cacheprovider"],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", expression,
+                           "-p", "no:cacheprovider"],
                           capture_output=True, text=True, cwd=ROOT, timeout=300,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

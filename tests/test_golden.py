@@ -46,7 +46,8 @@ FIRST_STEPS = GOLDEN_DIR / "first_steps.json"
 # 0.1 had no validation part and evaluated the test parts after every epoch.
 FIXED = ["pretrain.epochs=3", "strategy.epochs=2", "progress=false", "hydra/sweeper=basic", "device=cpu",
          "dataset.val_fraction=0", "eval.test_every_epoch=true", "plots=false",
-         "+pretrain.plugins.spy._target_=tests.step_spy.StepSpy", "+strategy.plugins.spy._target_=tests.step_spy.StepSpy"]
+         "+pretrain.plugins.spy._target_=tests.step_spy.StepSpy",
+         "+strategy.plugins.spy._target_=tests.step_spy.StepSpy"]
 # Defaults re-chosen on validation data since 0.1 (docs/methods.md), set back to 0.1's for these runs.
 SINCE_0_1 = {"class_incremental_depth2_1to4": ["strategy.lr=2e-4"]}
 
@@ -92,10 +93,11 @@ def stable_figures(seen: dict[int, step_spy.Steps]) -> dict:
     pre, cl = seen[0], seen[1]
     ctx = pre.ctx
     new = [c for c in ctx.tasks[1].classes if c not in set(ctx.tasks[0].classes)]
+    first = _pretraining_batch(pre, 0)
     return {
         "splits": [[len(t.train), len(t.val), len(t.test), _digest(t.train, t.val, t.test)] for t in ctx.tasks],
         "initial_weights": [[float(p.double().square().sum()), *p.flatten()[:4].tolist()] for p in pre.params[0]],
-        "first_batch": _digest(_pretraining_batch(ctx, 0), ctx.data.spikes.dense(_pretraining_batch(ctx, 0)).numpy()),
+        "first_batch": _digest(first, ctx.data.spikes.dense(first).numpy()),
         "new_columns": {str(c): cl.w_out[:, c].tolist() for c in new},
         "cl_labels": [y.tolist() for y in cl.labels],
         "cl_replayed": [r.tolist() for r in cl.replayed],
@@ -155,7 +157,7 @@ def test_pretraining_steps_equal_the_float64_reference(fixed):
     ctx = pre.ctx
     assert len(pre.params) == step_spy.STEPS
     for k in range(step_spy.STEPS):
-        idx = _pretraining_batch(ctx, k)
+        idx = _pretraining_batch(pre, k)
         assert pre.labels[k].tolist() == ctx.data.labels[idx].tolist()
         model = _with_weights(ctx.model, pre.params[k], torch.float32)
         # the loop's step is the model's loss on that minibatch, nothing else
@@ -206,13 +208,12 @@ def test_every_update_is_adamax_on_the_gradient(fixed, task):
             assert (after != p).any(), "the test needs parameters that move"
 
 
-def _pretraining_batch(ctx, k: int) -> np.ndarray:
+def _pretraining_batch(pre: step_spy.Steps, k: int) -> np.ndarray:
     """The samples of pretraining's minibatch ``k`` in its first epoch, by 0.1's rule: a permutation of the
     task's train samples from the stream [seed, 0], cut into batch_size pieces."""
-    train = ctx.tasks[0].train
-    order = np.random.default_rng([ctx.seed, 0]).permutation(len(train))
-    size = ctx.strategy.batch_size
-    return train[order[k * size:(k + 1) * size]]
+    train = pre.ctx.tasks[0].train
+    order = np.random.default_rng([pre.ctx.seed, 0]).permutation(len(train))
+    return train[order[k * pre.batch_size:(k + 1) * pre.batch_size]]
 
 
 def _with_weights(model: RSNN, weights: list[torch.Tensor], dtype: torch.dtype) -> RSNN:
@@ -259,5 +260,6 @@ if __name__ == "__main__":  # python -m tests.test_golden > tests/golden/first_s
     with tempfile.TemporaryDirectory() as tmp:
         figures = {name: stable_figures(fixed_run(name, Path(tmp) / name)[2]) for name in sorted(GOLDEN)}
     # one line per figure, so that a change shows as a readable diff
-    print("{\n" + ",\n".join(f' "{name}": {{\n' + ",\n".join(f'  "{key}": {json.dumps(value)}' for key, value in got.items())
-                            + "\n }" for name, got in figures.items()) + "\n}")
+    blocks = [f' "{name}": {{\n' + ",\n".join(f'  "{key}": {json.dumps(value)}' for key, value in got.items())
+              + "\n }" for name, got in figures.items()]
+    print("{\n" + ",\n".join(blocks) + "\n}")

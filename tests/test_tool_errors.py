@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tool(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """``python -m <module> <args>`` in a fresh process (this checkout's sources first)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=cwd, env=env,
                           timeout=300)  # fmt: skip
 
@@ -83,7 +84,10 @@ def test_plot_of_a_damaged_model(finished_run, tmp_path, damage):
 
 
 @pytest.mark.parametrize("blocked", ["read-only folder", "file in its place"])
-def test_report_into_a_folder_that_refuses_it(finished_run, tmp_path, blocked):
+def test_report_into_a_folder_that_refuses_it(tmp_path, blocked):
+    from tests.test_report import make_run
+
+    runs = make_run(tmp_path / "runs" / "a").parent
     out = tmp_path / "out"
     if blocked == "read-only folder":
         if os.geteuid() == 0:
@@ -92,7 +96,7 @@ def test_report_into_a_folder_that_refuses_it(finished_run, tmp_path, blocked):
         out.chmod(0o555)
     else:
         out.write_text("a file, not a folder")
-    line = assert_one_line(tool("spikecl.report", str(finished_run), "--out", str(out), cwd=tmp_path),
+    line = assert_one_line(tool("spikecl.report", str(runs), "--out", str(out), cwd=tmp_path),
                            f"cannot write the report into {out}", "give a writable folder with --out OUT")
     assert "Permission denied" in line or "Not a directory" in line or "File exists" in line
 

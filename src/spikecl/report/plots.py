@@ -166,14 +166,16 @@ def make_plots(frame: pd.DataFrame, runs: Sequence[RunFolder], out_dir: Path, da
     return outcomes
 
 
-def draw_figure(frame: pd.DataFrame, runs: Sequence[RunFolder], name: str, data: str = "test") -> tuple[Figure, list[str]]:
+def draw_figure(frame: pd.DataFrame, runs: Sequence[RunFolder], name: str,
+                data: str = "test") -> tuple[Figure, list[str]]:
     """The figure ``name`` (e.g. ``acc_vs_epoch_progressive``) of :func:`make_plots`, not written, and its notes;
     KeyError if the runs have no such figure, NoData if they lack its data."""
     plotted, draw = _jobs(frame, runs, data)[name]
     return draw(plotted), plotted.notes
 
 
-def _jobs(frame: pd.DataFrame, runs: Sequence[RunFolder], data: str) -> dict[str, tuple[_Plotted, Callable[[_Plotted], Figure]]]:
+def _jobs(frame: pd.DataFrame, runs: Sequence[RunFolder],
+          data: str) -> dict[str, tuple[_Plotted, Callable[[_Plotted], Figure]]]:
     """Every figure of the report: name -> (what it draws from, how)."""
     if data not in DATA:
         raise ValueError(f"data={data!r} is not valid; allowed: {', '.join(DATA)}")
@@ -210,7 +212,8 @@ def _acc_vs_epoch(p: _Plotted) -> Figure:
     for ax, (title, members) in zip(axes, panels, strict=True):
         baselines = []
         for setting, curve, count, baseline in (curves[i] for i in members):
-            line, = ax.plot(curve.index, 100 * curve.values, marker=".", label=f"{p.label(setting, keys)} ({count} runs)")
+            line, = ax.plot(curve.index, 100 * curve.values, marker=".",
+                            label=f"{p.label(setting, keys)} ({count} runs)")
             _joint_line(ax, p.joint(setting), line.get_color())
             baselines += baseline
         if baselines:
@@ -302,7 +305,8 @@ def _acc_vs_memory(p: _Plotted) -> Figure:
         accounts.append(("buffer_bytes_1bit", "replay memory, 1 bit per spike (bytes)"))
     series: dict[tuple, list[Setting]] = {}
     for setting in stored:  # a series: the settings that differ in compression and buffer only
-        key = tuple((k, _sort_value(v)) for k, v in setting.values.items() if k not in ("compression_ratio", "buffer_size"))
+        key = tuple((k, _sort_value(v)) for k, v in setting.values.items()
+                    if k not in ("compression_ratio", "buffer_size"))
         series.setdefault(key, []).append(setting)
     fig, axes = _figure(len(accounts))
     for ax, (column, xlabel) in zip(axes, accounts, strict=True):
@@ -336,7 +340,8 @@ def _acc_vs_synops(p: _Plotted) -> Figure:
     if not measured:
         raise NoData(f"no {p.split.split} run with {SYNOPS_METRIC} > 0 and a {p.final}")
     panels = [(SYNOPS_METRIC, "synaptic operations per inference sample", measured),
-              ("buffer_bytes", "replay memory as stored (bytes)", [s for s in everything if _mean(s, "buffer_bytes") > 0])]
+              ("buffer_bytes", "replay memory as stored (bytes)",
+               [s for s in everything if _mean(s, "buffer_bytes") > 0])]
     fig, axes = _figure(len(panels), width=6)
     for ax, (column, xlabel, settings) in zip(axes, panels, strict=True):
         by_strategy: dict[str, list[Setting]] = {}

@@ -3,7 +3,8 @@
 A run folder is any folder holding ``.hydra/config.yaml``. It is *completed* when its ``summary.json`` has
 ``"status": "completed"`` and its figures are numbers (:data:`REQUIRED_FIGURES` present, every one of
 :data:`FIGURES` that is there a number or null); anything else (no summary yet, a crashed job, an
-unreadable file, a damaged or hand-edited summary) makes it incomplete, with the reason. This module only uses the standard library and PyYAML, so the sweeper can call it cheaply.
+unreadable file, a damaged or hand-edited summary) makes it incomplete, with the reason. This module only
+uses the standard library and PyYAML, so the sweeper can call it cheaply.
 """
 
 from __future__ import annotations

@@ -188,7 +188,8 @@ def grouped_tables(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
                 if key in group.columns and group[key].notna().any():
                     row[label] = str(group[key].nunique())
             for metric in ACCURACY_METRICS:
-                if metric in group.columns and group[metric].notna().any() and not (setting.joint and metric == "gap_to_joint"):
+                if metric in group.columns and group[metric].notna().any() and not (
+                        setting.joint and metric == "gap_to_joint"):
                     label = "gap to joint (pp)" if metric == "gap_to_joint" else metric + " (%)"
                     row[label] = _mean_std(100.0 * pd.to_numeric(group[metric], errors="coerce"))
             for metric in MEMORY_METRICS:
