@@ -85,3 +85,19 @@ def test_multirun_failures(tiny_args, tmp_path: Path) -> None:
     assert "2 of 2 jobs failed" in proc.stderr
     failed = [line for line in proc.stdout.splitlines() if "Failed: " in line]
     assert len(failed) == 2 and "epochs='abc' is not valid" in failed[0] and "not found in" in failed[1]
+
+
+def test_the_last_line_names_the_return_value_the_validation_accuracy(caplog) -> None:
+    import logging
+
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from spikecl.callbacks import LogJobReturn
+
+    with caplog.at_level(logging.INFO, logger="spikecl.callbacks"):
+        LogJobReturn().on_job_end(None, JobReturn(status=JobStatus.COMPLETED, _return_value=0.72))
+        LogJobReturn().on_job_end(None, JobReturn(status=JobStatus.COMPLETED, _return_value=None))
+    first, second = [r.getMessage() for r in caplog.records]
+    assert first == "Succeeded: returned the validation accuracy on all classes (val_acc_all, what sweepers " \
+                    "optimise): 0.72"
+    assert second == "Succeeded: no return value (no validation data, so no validation accuracy to optimise)"

@@ -150,6 +150,18 @@ def test_implausible_label_without_keys_is_refused(tmp_path: Path) -> None:
     assert load_dataset(_cfg(data), tmp_path / "cache").num_classes == 1000
 
 
+def test_label_of_a_file_without_keys_beyond_the_other_files_keys_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_shd_file(data / "shd_train.h5", TIMES, UNITS, [0, 1, 2, 3], [0, 1, 0, 1])  # SHD's 20 keys
+    write_shd_file(data / "shd_test.h5", TIMES, UNITS, [0, 1, 900, 3], [0, 1, 0, 1], keys=False)
+    expected = (r"shd_test.h5: labels\[2\]=900 is not valid; the file has no extra/keys, and .*shd_train.h5's "
+                r"extra/keys names 20 classes, so a label must be 0..19; fix the file's labels or give it extra/keys$")
+    with pytest.raises(ConfigError, match=expected):
+        load_dataset(_cfg(data), tmp_path / "cache")
+    write_shd_file(data / "shd_test.h5", TIMES, UNITS, [0, 1, 19, 3], [0, 1, 0, 1], keys=False)  # named: fine
+    assert load_dataset(_cfg(data), tmp_path / "cache").num_classes == 20
+
+
 # ---------------------------------------------------------------- the binned cache
 
 
@@ -251,3 +263,17 @@ def test_gzip_factory_round_trip(tmp_path: Path) -> None:
     data = _write(tmp_path / "data")
     packed = gzip_copy(data / "shd_train.h5", tmp_path / "x.gz")
     assert gzip.decompress(packed.read_bytes()) == (data / "shd_train.h5").read_bytes()
+
+
+def test_the_digits_experiment_without_its_data_says_what_it_expects_and_how_to_make_it(tmp_path: Path) -> None:
+    import spikecl
+    from spikecl.build import build
+
+    cfg = spikecl.compose(["experiment=digits_progressive", f"dataset.root={tmp_path / 'nowhere'}"])
+    with pytest.raises(ConfigError) as err:
+        build(cfg.dataset, "dataset").load(tmp_path / "cache")
+    message = str(err.value)
+    for part in ("ten spoken digits (labels 0-9) in SHD format", "python -m spikecl.convert", "docs/convert.md",
+                 "--test-takes 0-4", "dataset.root="):
+        assert part in message, part
+    assert "zenkelab" not in message  # not the SHD download

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
 import os
@@ -155,6 +156,52 @@ def test_cache_invalidated_when_a_file_changes(tmp_path: Path, monkeypatch: pyte
     load_dataset(_cfg(data), cache)
     assert len(calls) == 2
     assert len(list((cache / "binned").glob("*.npz"))) == 3
+
+
+def _edit_in_place(path: Path, content: bytes) -> None:
+    """Overwrite ``path`` with ``content`` of the same size in place (same inode), then set its times back."""
+    st = path.stat()
+    assert len(content) == st.st_size and content != path.read_bytes()
+    with open(path, "r+b") as fh:
+        fh.write(content)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _relabelled(path: Path, labels: list[int]) -> bytes:
+    """The bytes of the HDF5 file ``path`` with its labels rewritten (same layout, so the same size)."""
+    copy = path.with_name("relabelled.h5")
+    copy.write_bytes(path.read_bytes())
+    with h5py.File(copy, "r+") as f:
+        f["labels"][...] = labels
+    content = copy.read_bytes()
+    copy.unlink()
+    return content
+
+
+def _stored_gzip(content: bytes) -> bytes:
+    """A gzip stream whose size depends only on the size of ``content`` (no compression, no time stamp)."""
+    return gzip.compress(content, compresslevel=0, mtime=0)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_file_edited_in_place_with_its_size_and_mtime_kept_is_seen_as_changed(tmp_path: Path, packed: bool) -> None:
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    train, _ = _write_pair(data)
+    new_labels = [2, 2, 0, 1, 0]
+    edited = _relabelled(train, new_labels)
+    if packed:  # a .gz download: its decompressed copy in the cache must not be reused either
+        (data / "shd_train.h5.gz").write_bytes(_stored_gzip(train.read_bytes()))
+        train.unlink()
+        train, edited = data / "shd_train.h5.gz", _stored_gzip(edited)
+    before = files.file_identity(train, cache)
+    assert load_dataset(_cfg(data), cache).labels.tolist()[:5] == TRAIN["labels"]
+    _edit_in_place(train, edited)
+    after = files.file_identity(train, cache)
+    assert (after["size"], after["mtime_ns"]) == (before["size"], before["mtime_ns"])
+    assert after["sha1"] == hashlib.sha1(edited).hexdigest() != before["sha1"]
+    assert load_dataset(_cfg(data), cache).labels.tolist()[:5] == new_labels
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "garbage"])

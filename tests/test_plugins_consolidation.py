@@ -44,6 +44,7 @@ def learned(consolidation, epochs=0):
     return ctx, start, weights(ctx)
 
 
+@pytest.mark.trained_figures
 @pytest.mark.parametrize("noise", ["none", "dropout", "jitter"])
 def test_consolidation_trains_only_the_trainable_parameters(noise):
     # no epoch on the task itself: every change after the readout's new column is the consolidation's
@@ -63,6 +64,7 @@ def test_zero_epochs_change_nothing():
     assert all(torch.equal(after[n], plain[n]) for n in plain)
 
 
+@pytest.mark.trained_figures
 def test_the_same_seed_gives_the_same_noisy_consolidation_and_noise_matters():
     a = learned(sleep(epochs=1, noise="dropout", p=0.5))[2]
     b = learned(sleep(epochs=1, noise="dropout", p=0.5))[2]

@@ -35,6 +35,7 @@ def test_the_shd_reader_reads_the_real_files(tmp_path):
     assert 2_000 < int(data.spikes.counts.sum()) / len(data) < 8_000
 
 
+@pytest.mark.trained_figures
 @pytest.mark.slow
 def test_the_progressive_default_keeps_what_it_learns_on_real_voices(tmp_path):
     out = {}

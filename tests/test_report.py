@@ -78,7 +78,8 @@ def make_run(
         summary = {
             "status": status, "dataset": "synthetic", "protocol": "merged", "split": split,
             "strategy": strategy, "compression_ratio": ratio, "codec": "or_impulse", "latent_depth": depth,
-            "seed": seed, "device": "cpu", "acc_old": final - 0.05, "acc_new": 0.9, "acc_all": final,
+            "seed": seed, "device": "cpu", "acc_old_before": final, "acc_old": final - 0.05, "acc_new": 0.9,
+            "acc_all": final,
             "forgetting": 0.02, "buffer_samples": buffer, "buffer_bytes": 4 * buffer * 2000 // ratio,
             "buffer_bytes_1bit": buffer * 2500 // ratio, "speaker": speaker, "new_class": new_class,
             "buffer_size": buffer, "epochs": EPOCHS, "lr": 2e-4,
@@ -157,7 +158,7 @@ def test_report_md_averages_completed_runs_only_and_lists_incomplete(sweep: Path
     assert cells[3] == "2"  # runs
     assert cells[4] == "2"  # speakers
     assert f"{mean:.1f} ± {std:.1f}" in cells
-    assert "## Incomplete runs" in text
+    assert "## Incomplete or flagged runs" in text
     assert "- `unfinished`: no summary.json" in text
     assert "- `failed`: summary.json status is 'failed'" in text
     assert "Common to all rows: dataset=synthetic" in text
@@ -168,8 +169,8 @@ def test_every_figure_is_drawn(sweep: Path) -> None:
     names = sorted(p.name for p in result.plots)
     assert names == [
         "acc_vs_depth_progressive.png", "acc_vs_depth_sample_incremental.png",
-        "acc_vs_epoch_sample_incremental.png", "acc_vs_memory_progressive.png",
-        "acc_vs_memory_sample_incremental.png", "progressive_acc_vs_learned_classes.png",
+        "acc_vs_epoch_sample_incremental.png", "acc_vs_learned_classes_progressive.png",
+        "acc_vs_memory_progressive.png", "acc_vs_memory_sample_incremental.png",
     ]  # fmt: skip
     for path in result.plots:
         assert path.parent == sweep / "plots"
@@ -230,7 +231,7 @@ def test_cli_merges_dirs_into_out(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = run_cli(str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert "2 run folders (2 completed, 0 incomplete)" in proc.stdout
+    assert "2 run folders (2 completed, 0 incomplete or flagged)" in proc.stdout
     frame = pd.read_csv(out / "summary.csv")
     assert sorted(Path(p).name for p in frame["run_dir"]) == ["run1", "run2"]
     assert (out / "report.md").is_file() and (out / "plots" / "acc_vs_epoch_sample_incremental.png").is_file()
@@ -250,24 +251,26 @@ def test_helpers() -> None:
     assert parse_overrides(["+a.b=1", "++c=x=y", "d=[1,2]"]) == {"a.b": "1", "c": "x=y", "d": "[1,2]"}
 
 
-def test_figure_data_follow_the_paper(sweep: Path) -> None:
+def figure(root: Path, name: str, data: str = "test"):
+    """The report's figure ``name`` for the runs below ``root``, drawn but not written, and its notes."""
     from spikecl.report import plots
-    from spikecl.report.table import flat_scalars
+    from spikecl.report.table import summary_frame
 
-    done = [load_run(p) for p in find_run_folders([sweep])]
-    done = [run for run in done if run.completed]
-    frame = pd.DataFrame([{**flat_scalars(r.summary), "_index": i} for i, r in enumerate(done)])
-    metrics = plots._MetricsCache(done)
+    runs = [load_run(p) for p in find_run_folders([root])]
+    return plots.draw_figure(summary_frame(runs, root), runs, name, data)
 
-    fig6 = plots._progressive(frame[frame["split"] == "progressive"], metrics, done)
-    ax = fig6.axes[0]
-    curves = [line for line in ax.lines if not line.get_label().startswith("pretrained")]
+
+def test_figure_data_follow_the_paper(sweep: Path) -> None:
+    fig6, _ = figure(sweep, "acc_vs_learned_classes_progressive")
+    lines = fig6.axes[0].lines
+    curves = [line for line in lines if not line.get_label().startswith("pretrained")]
     assert [list(line.get_xdata()) for line in curves] == [[11, 12, 13, 14]] * 2  # classes learned, 10 old
-    pretrained = next(line for line in ax.lines if line.get_label() == "pretrained")
+    pretrained = next(line for line in lines if line.get_label() == "pretrained")
     assert pretrained.get_ydata()[0] == pytest.approx(45.0)
+    assert fig6.axes[0].get_ylabel() == "test accuracy, all classes (%)"
 
-    fig5a = plots._acc_vs_epoch(frame[frame["split"] == "sample_incremental"], metrics, "sample_incremental")
-    line = next(line for line in fig5a.axes[0].lines if line.get_label().startswith("buffer 640"))
+    fig5a, _ = figure(sweep, "acc_vs_epoch_sample_incremental")
+    line = next(line for line in fig5a.axes[0].lines if line.get_label().startswith("latent_replay d=1 buffer 640 "))
     assert list(line.get_xdata()) == list(range(EPOCHS + 1))  # epoch 0: before CL
     assert line.get_ydata()[0] == pytest.approx(45.0)
     assert line.get_ydata()[-1] == pytest.approx(100 * (accuracy(1, 640, 0) + accuracy(1, 640, 1)) / 2)
@@ -334,17 +337,12 @@ def test_joint_is_the_upper_bound_of_every_method_of_its_setting(sweep: Path) ->
     assert joint[-5:] == [f"{100 * (JOINT_ACC - 0.01 * t):.1f} ± 0.0" for t in range(5)]  # two seeds
     assert all(r[-5:] == ["90.0"] * 5 for r in body[:-1])
 
-    from spikecl.report import plots
-    from spikecl.report.table import flat_scalars
-
-    done = [run for run in (load_run(p) for p in find_run_folders([sweep])) if run.completed]
-    frame = pd.DataFrame([{**flat_scalars(r.summary), "_index": i} for i, r in enumerate(done)])
-    fig6 = plots._progressive(frame[frame["split"] == "progressive"], plots._MetricsCache(done), done)
-    labels = [line.get_label() for line in fig6.axes[0].lines]
-    assert labels.count("joint (upper bound)") == 1 and not any(label.startswith("joint ") and "runs" in label
-                                                                for label in labels)  # never a curve
-    joint_line = next(line for line in fig6.axes[0].lines if line.get_label() == "joint (upper bound)")
-    assert list(joint_line.get_ydata()) == [pytest.approx(100 * JOINT_ACC)] * 2  # both seeds' mean: equal here
+    fig6, _ = figure(sweep, "acc_vs_learned_classes_progressive")
+    lines = fig6.axes[0].lines
+    joint = [line for line in lines if line.get_gid() == "joint"]
+    assert len(joint) == 1 and joint[0].get_label() == "joint (upper bound), of the same setting"  # never a curve
+    assert not any("joint" in line.get_label() and "runs" in line.get_label() for line in lines)
+    assert list(joint[0].get_ydata()) == [pytest.approx(100 * JOINT_ACC)] * 2  # the seed-0 joint run of both
 
 
 def test_find_joint_matches_data_split_seed_and_partition(tmp_path: Path) -> None:
@@ -388,15 +386,12 @@ def test_activity_columns_and_the_synops_figure(tmp_path: Path) -> None:
     path = tmp_path / "plots" / "acc_vs_synops_sample_incremental.png"
     assert path in result.plots and path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 10_000
 
-    from spikecl.report import plots
-
-    frame = pd.read_csv(result.summary_csv)
-    fig = plots._acc_vs_synops(frame[frame["status"] == "completed"], "sample_incremental")
+    fig, _ = figure(tmp_path, "acc_vs_synops_sample_incremental")
     synops_ax, memory_ax = fig.axes[:2]
     assert synops_ax.get_xscale() == "log"
     labels = {t.get_text() for t in synops_ax.get_legend().get_texts()}
     assert labels == {"latent_replay", "naive", "joint (upper bound)"}
-    assert "joint (upper bound)" in {t.get_text() for t in memory_ax.get_legend().get_texts()}
+    assert "joint (upper bound), of the same setting" in {t.get_text() for t in memory_ax.get_legend().get_texts()}
 
 
 def test_synops_figure_is_skipped_without_the_key(sweep: Path) -> None:

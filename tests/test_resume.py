@@ -94,6 +94,7 @@ def test_a_checkpoint_of_another_experiment_is_not_resumed(compose_cfg, tmp_path
     assert "is of another experiment" in (folder / "spikecl.log").read_text()
 
 
+@pytest.mark.trained_figures
 def test_sigkill_mid_continual_learning_then_rerun_equals_an_uninterrupted_run(tiny_root, tmp_path):
     from tests.conftest import TINY, TINY_REPLAY
 

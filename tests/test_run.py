@@ -66,6 +66,7 @@ def test_other_splits(compose_cfg, tmp_path, split):
     assert s["split"] == split.split("=")[1]
 
 
+@pytest.mark.trained_figures
 def test_same_seed_same_metrics_and_cache(compose_cfg, tmp_path):
     a = run(compose_cfg(), tmp_path / "a")
     assert a["pretrain_cached"] is False
@@ -163,6 +164,7 @@ def test_cli_subprocess_run(tiny_root, tmp_path):
     assert (out / ".hydra" / "config.yaml").is_file()
     log = (out / "spikecl.log").read_text()
     assert "summary" in log and "final accuracy on all test data" in log
+    assert "Succeeded: returned the validation accuracy on all classes (val_acc_all" in proc.stdout
     bad = subprocess.run(cmd[:-1] + ["strategy.plugins.replay.mix=bogus", f"hydra.run.dir={tmp_path / 'bad'}"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert bad.returncode != 0

@@ -49,6 +49,7 @@ def train(ctx, s):
     return [p.detach().clone() for p in ctx.model.parameters()]
 
 
+@pytest.mark.trained_figures
 @pytest.mark.parametrize("depth", [0, 1, 2, 3])
 @pytest.mark.parametrize("mix", ["sequential", "mixed"])
 def test_uncompressed_latent_replay_equals_rehearsal_through_frozen_layers(depth, mix):
@@ -64,6 +65,7 @@ def test_uncompressed_latent_replay_equals_rehearsal_through_frozen_layers(depth
         assert torch.equal(a, b)
 
 
+@pytest.mark.trained_figures
 @pytest.mark.parametrize("depth", [1, 2])
 def test_ratio_one_equals_no_compression_and_compression_changes_training(depth):
     base = train(make_ctx(ratio=1)[0], strategy("latent", latent_depth=depth))
@@ -84,6 +86,7 @@ def test_frozen_layers_do_not_change():
     assert all(p.requires_grad for p in ctx.model.parameters())  # restored after the phase
 
 
+@pytest.mark.trained_figures
 def test_cached_latents_equal_recomputed():
     ctx, _ = make_ctx()
     idx = ctx.tasks[1].train
@@ -240,6 +243,7 @@ class Pull(Plugin):
         return 10.0 * ctx.model.w_out.square().sum()
 
 
+@pytest.mark.trained_figures
 def test_a_plugin_loss_term_changes_training():
     base, pulled = make_ctx()[0], make_ctx()[0]
     train(base, strategy("latent", latent_depth=1))

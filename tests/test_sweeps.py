@@ -410,8 +410,8 @@ def test_spikecl_multirun_resumes_and_reports_failures(spikecl, tmp_path: Path) 
         assert column in frame.columns, column
     assert frame.loc[frame["status"] == "completed", "override.strategy.latent_depth"].tolist().count(1) == 2
     plots = sorted(p.name for p in (out / "plots").glob("*.png"))
-    assert plots == ["acc_vs_depth_progressive.png", "acc_vs_memory_progressive.png",
-                     "acc_vs_synops_progressive.png", "progressive_acc_vs_learned_classes.png"]  # fmt: skip
+    assert plots == ["acc_vs_depth_progressive.png", "acc_vs_learned_classes_progressive.png",
+                     "acc_vs_memory_progressive.png", "acc_vs_synops_progressive.png"]  # fmt: skip
 
 
 def test_spikecl_multirun_reruns_a_job_whose_data_changed(spikecl, tmp_path: Path) -> None:

@@ -41,12 +41,21 @@ def log_failure(logger: logging.Logger, what: str, err: BaseException) -> None:
     logger.error("%s: %s", what, describe(err), exc_info=err if full_error() else None)
 
 
+def returned(value: Any) -> str:
+    """What a job's return value is: spikecl's main returns the final validation accuracy on all classes
+    (``val_acc_all``, what a sweeper that optimises compares; never a test figure), or None without
+    validation data."""
+    if value is None:
+        return "no return value (no validation data, so no validation accuracy to optimise)"
+    return f"returned the validation accuracy on all classes (val_acc_all, what sweepers optimise): {value}"
+
+
 class LogJobReturn(Callback):
     """Logs each job's outcome: its return value, or its error in one line (see the module docstring)."""
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if job_return.status == JobStatus.COMPLETED:
-            log.info("Succeeded with return value: %s", job_return.return_value)
+            log.info("Succeeded: %s", returned(job_return.return_value))
         elif isinstance(job_return._return_value, BaseException):  # FAILED; .return_value would re-raise it
             log_failure(log, "Failed", job_return._return_value)
         else:

@@ -33,9 +33,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _argument_errors(args: argparse.Namespace) -> list[str]:
+    """What is wrong with the numeric arguments, checked before any file is read or converted."""
+    errors = []
+    if not 0 < args.test_fraction < 1:
+        errors.append(f"--test-fraction {args.test_fraction:g} is not valid; give a fraction between 0 and 1 "
+                      "(exclusive), e.g. --test-fraction 0.2")
+    if args.channels < 1:
+        errors.append(f"--channels {args.channels} is not valid; give at least 1 (SHD has 700)")
+    if args.jobs < 1:
+        errors.append(f"--jobs {args.jobs} is not valid; give at least 1")
+    return errors
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, convert, print a JSON summary. Returns the exit status."""
     args = _parser().parse_args(argv)
+    errors = _argument_errors(args)
+    if errors:
+        print(f"error: {errors[0]}", file=sys.stderr)
+        return 2
     try:
         from dataclasses import replace
         from pathlib import Path

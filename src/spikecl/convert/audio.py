@@ -21,11 +21,15 @@ def _soundfile():
 
 
 def resampled_length(path: Path) -> int:
-    """Number of 48 kHz samples the file has after resampling (from its header only)."""
+    """Number of 48 kHz samples the file has after resampling (from its header only); ConfigError for a file
+    without audio."""
     try:
         info = _soundfile().info(str(path))
     except Exception as err:  # soundfile raises its own error types for unreadable files
         raise ConfigError(f"cannot read audio file {path}: {err}") from None
+    if info.frames == 0:  # checked from the header, before any file is converted
+        raise ConfigError(f"audio file {path} holds no audio (0 samples); remove it from the audio folder "
+                          "(or from the --labels CSV)")
     return math.ceil(info.frames * AUDIO_RATE / info.samplerate)
 
 

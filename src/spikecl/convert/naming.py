@@ -84,8 +84,13 @@ def entries_from_names(folder: Path, pattern: str) -> list[Entry]:
 
 def entries_from_csv(folder: Path, table: Path) -> list[Entry]:
     """Entries of the rows of a CSV with columns ``file,label,speaker[,split]`` (``file`` relative to ``folder``)."""
-    with open(table, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    try:
+        with open(table, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{table} is not UTF-8 text (byte 0x{err.object[err.start]:02x} is not UTF-8); save it "
+                          "as UTF-8 "
+                          "(e.g. \"CSV UTF-8\" in a spreadsheet, or iconv -t UTF-8)") from None
     missing = {"file", "label", "speaker"} - set(rows[0] if rows else {})
     if missing:
         raise ConfigError(f"{table} needs the columns file,label,speaker[,split]; missing: {', '.join(sorted(missing))}")

@@ -12,7 +12,7 @@
 from spikecl.data.binning import bin_dataset, bin_spikes
 from spikecl.data.events import BinnedSpikes
 from spikecl.data.shd import SpikeDataset, load_dataset
-from spikecl.data.source import SpikeFiles
+from spikecl.data.dataset import SpikeFiles
 from spikecl.data.splits import ClassIncremental, Partition, Progressive, SampleIncremental, Split, Task
 
 __all__ = [

@@ -1,9 +1,9 @@
 """Input files of a data set: where they are, their decompressed copies and their identity.
 
 SHD is published gzip'd (``shd_train.h5.gz``) and some mirrors zip it; either is decompressed once into
-``<cache_dir>/downloads/`` (never next to the user's files) and reused while the source keeps its size and
-mtime. A file's identity for the binned cache is its size, mtime and SHA-1; the SHA-1 is remembered in
-``<cache_dir>/hashes/`` so that it is computed only when the file changes.
+``<cache_dir>/downloads/`` (never next to the user's files) and reused while the source keeps its
+:func:`stat_key`. A file's identity for the binned cache is its size, mtime and SHA-1; the SHA-1 is remembered
+in ``<cache_dir>/hashes/`` under the same key, so that it is computed again only when the file may have changed.
 """
 
 from __future__ import annotations
@@ -40,6 +40,26 @@ HOW_TO_GET_SHD = (
     "or dataset.root to their folder (or to a tonic save_to folder holding SHD/ or SSC/). "
     "dataset=synthetic (the default) uses the embedded data set instead."
 )
+# What a data set other than SHD and SSC is, and how to make it: by dataset.name (the experiments set it).
+HOW_TO_GET = {
+    "digits": (
+        "This experiment expects ten spoken digits (labels 0-9) in SHD format, shd_train.h5 and shd_test.h5, "
+        "e.g. the Free Spoken Digit Dataset converted with python -m spikecl.convert "
+        "free-spoken-digit-dataset/recordings data/fsdd --test-takes 0-4 (docs/convert.md; needs the synth "
+        "extra); then set dataset.root=data/fsdd (or to ../shared/data/fsdd-dev where you have it)."
+    ),
+}
+HOW_TO_MAKE_YOUR_OWN = (
+    "Put SHD-format files there (python -m spikecl.convert makes them from your recordings: docs/convert.md), "
+    "or set dataset.root to their folder."
+)
+
+
+def how_to_get(name: str) -> str:
+    """Where the files of the data set ``name`` (``dataset.name``) come from, for messages about missing files."""
+    if name in ("shd", "ssc"):
+        return HOW_TO_GET_SHD
+    return HOW_TO_GET.get(name, HOW_TO_MAKE_YOUR_OWN)
 
 
 def data_root(root: str | os.PathLike[str] | None) -> Path:
@@ -55,9 +75,10 @@ def data_root(root: str | os.PathLike[str] | None) -> Path:
     return Path(os.path.expanduser(str(root)))
 
 
-def find_input(folder: Path, filename: str, key: str) -> Path:
+def find_input(folder: Path, filename: str, key: str, name: str = "shd") -> Path:
     """The file ``filename`` in ``folder``, else its ``.gz`` or ``.zip`` download, else the same in
-    ``folder``'s tonic subfolders ``SHD/`` and ``SSC/``; ConfigError if none."""
+    ``folder``'s tonic subfolders ``SHD/`` and ``SSC/``; ConfigError if none, saying how to get the files of the
+    data set ``name``."""
     names = [filename]
     if not filename.endswith(COMPRESSED_SUFFIXES):
         names += [filename + suffix for suffix in COMPRESSED_SUFFIXES]
@@ -70,7 +91,7 @@ def find_input(folder: Path, filename: str, key: str) -> Path:
     raise ConfigError(
         f"dataset.{key}={filename!r} not found in {where} {folder}{state}; looked for "
         f"{', '.join(names)} there and in its {' and '.join(s + '/' for s in TONIC_SUBFOLDERS)} subfolders "
-        "(tonic's layout). " + HOW_TO_GET_SHD
+        "(tonic's layout). " + how_to_get(name)
     )
 
 
@@ -83,11 +104,11 @@ def readable_copy(path: Path, cache_dir: Path) -> Path:
     """
     if not path.name.endswith(COMPRESSED_SUFFIXES):
         return path
-    st = path.stat()
     stem = path.name.rsplit(".", 1)[0]
     folder = cache_dir / "downloads"
     prefix = f"{Path(stem).stem}.{_path_tag(path)}."
-    target = folder / f"{prefix}{st.st_size}-{st.st_mtime_ns}{Path(stem).suffix or '.h5'}"
+    version = "-".join(str(v) for v in stat_key(path).values())
+    target = folder / f"{prefix}{version}{Path(stem).suffix or '.h5'}"
     if target.is_file():
         return target
     what = f"the decompressed copy of {path}"
@@ -128,15 +149,27 @@ def _decompressed(path: Path, stem: str) -> Iterator[bytes]:
         ) from exc
 
 
-def file_identity(path: Path, cache_dir: Path) -> dict[str, Any]:
-    """Size, mtime and SHA-1 of ``path``; the SHA-1 is cached per (path, size, mtime)."""
+def stat_key(path: Path) -> dict[str, int]:
+    """What tells two versions of a file apart without reading it: inode, size, mtime and ctime.
+
+    Size and mtime alone miss an in-place edit that keeps the size and restores the mtime (``touch -r``,
+    ``os.utime``, some copy tools); such an edit changes the ctime, which no program can set back, and a
+    copy put in the file's place has another inode. A chmod or rename changes the ctime as well: the file is
+    then hashed again, which costs time only.
+    """
     st = path.stat()
+    return {"inode": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
+
+
+def file_identity(path: Path, cache_dir: Path) -> dict[str, Any]:
+    """Size, mtime and SHA-1 of ``path``; the SHA-1 is cached per path and :func:`stat_key`."""
+    stamp = stat_key(path)
     record = cache_dir / "hashes" / f"{_path_tag(path)}.json"
-    ident = {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    ident = {"path": str(path.resolve()), **stamp}
     try:
         known = json.loads(record.read_text(encoding="utf-8"))
         if {k: known.get(k) for k in ident} == ident and isinstance(known.get("sha1"), str):
-            return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha1": known["sha1"]}
+            return {"size": stamp["size"], "mtime_ns": stamp["mtime_ns"], "sha1": known["sha1"]}
     except (OSError, ValueError, AttributeError):
         pass  # no record yet, or an unreadable one: hash again
     with open(path, "rb") as fh:
@@ -146,7 +179,7 @@ def file_identity(path: Path, cache_dir: Path) -> dict[str, Any]:
     except OSError as exc:  # the record only saves time: a full or read-only cache must not stop the run
         log.warning("could not save the hash of %s to %s (%s); it is computed again next time", path, record,
                     exc.strerror or exc)
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha1": sha1}
+    return {"size": stamp["size"], "mtime_ns": stamp["mtime_ns"], "sha1": sha1}
 
 
 def _zip_member(archive: zipfile.ZipFile, wanted: str, path: Path) -> str:

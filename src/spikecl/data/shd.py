@@ -8,6 +8,7 @@ in a file raise :class:`~spikecl.errors.ConfigError` naming the file and what is
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -128,7 +129,8 @@ def input_files(dataset_cfg: Mapping[str, Any]) -> tuple[list[str], list[Path]]:
     folder = files.data_root(dataset_cfg["root"])
     valid_file = dataset_cfg["valid_file"] if "valid_file" in dataset_cfg else None
     roles = [r for r in ORIGINS if r != "valid" or valid_file is not None]
-    return roles, [files.find_input(folder, str(dataset_cfg[FILE_KEYS[r]]), FILE_KEYS[r]) for r in roles]
+    name = str(dataset_cfg["name"])
+    return roles, [files.find_input(folder, str(dataset_cfg[FILE_KEYS[r]]), FILE_KEYS[r], name) for r in roles]
 
 
 def load_dataset(dataset_cfg: Mapping[str, Any], cache_dir: str | Path) -> SpikeDataset:
@@ -157,6 +159,7 @@ def load_dataset(dataset_cfg: Mapping[str, Any], cache_dir: str | Path) -> Spike
                 data = cache.load(entry, key)
             if data is None:
                 parts = [_read_file(p, cache_dir, nb_steps, max_time, nb_units) for p in sources]
+                _check_labels_across(parts, sources)
                 origin = np.repeat(np.array(roles), [len(p.labels) for p in parts])
                 data = cache.CachedData(
                     spikes=BinnedSpikes.concatenate([p.spikes for p in parts]),
@@ -207,7 +210,7 @@ def _read_file(source: Path, cache_dir: Path, nb_steps: int, max_time: float, nb
     """Read and bin one SHD-format file (``source`` may be a .gz/.zip download)."""
     path = files.readable_copy(source, cache_dir)
     try:
-        fh = h5py.File(path, "r")
+        fh = open_readonly(path)
     except OSError as exc:
         raise ConfigError(f"{source}: not a readable HDF5 file ({exc})") from exc
     with fh:
@@ -238,6 +241,23 @@ def _read_file(source: Path, cache_dir: Path, nb_steps: int, max_time: float, nb
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
     return _FileContent(spikes, labels, speakers, class_names)
+
+
+def open_readonly(path: Path) -> h5py.File:
+    """``path`` opened read-only, without HDF5's own file lock.
+
+    A reader needs no lock (the files are never written in place: caches are replaced atomically), and
+    cluster file systems without locks (some NFS and Lustre set-ups) make HDF5's lock fail with "unable to
+    lock file ... No locks available". Where h5py (< 3.5) or its HDF5 (< 1.10.7, 1.12.0) cannot open without
+    the lock, HDF5_USE_FILE_LOCKING=FALSE (unless set otherwise already) does the same for this process.
+    """
+    try:
+        return h5py.File(path, "r", locking=False)
+    except (TypeError, ValueError) as exc:  # TypeError: no such argument; ValueError: HDF5 refuses the option
+        if "locking" not in str(exc):
+            raise
+    os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")  # HDF5 without the option reads it at every open
+    return h5py.File(path, "r")
 
 
 def _dataset(fh: h5py.File, name: str, source: Path) -> h5py.Dataset:
@@ -284,6 +304,27 @@ def _check_labels(labels: np.ndarray, class_names: list[str] | None, source: Pat
             f"distinct labels) = {limit} (it would make a readout of {top + 1} outputs); fix the file's "
             f"{LABELS} (0..number of classes - 1) or add {KEYS}"
         )
+
+
+def _check_labels_across(parts: list[_FileContent], sources: list[Path]) -> None:
+    """ConfigError for a label of a file without ``extra/keys`` that the keys of another file do not name.
+
+    Such a label would widen the readout beyond the named classes (900 next to SHD's 20 keys: 901 outputs),
+    which the check of the file on its own allows (see :func:`_check_labels`).
+    """
+    named = next(((p.class_names, src) for p, src in zip(parts, sources) if p.class_names), None)
+    if named is None:
+        return
+    names, where = named
+    for part, source in zip(parts, sources):
+        i = int(np.argmax(part.labels))
+        top = int(part.labels[i])
+        if part.class_names is None and top >= len(names):
+            raise ConfigError(
+                f"{source}: {LABELS}[{i}]={top} is not valid; the file has no {KEYS}, and {where}'s {KEYS} "
+                f"names {len(names)} classes, so a label must be 0..{len(names) - 1}; fix the file's {LABELS} "
+                f"or give it {KEYS}"
+            )
 
 
 def _keys(fh: h5py.File, source: Path) -> list[str] | None:

@@ -13,7 +13,7 @@ int64 tensors. It refuses sparse tensors; pass :func:`collate_sparse` as ``colla
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -21,15 +21,25 @@ from torch.utils.data import Dataset, get_worker_info
 
 from spikecl.data.events import BinnedSpikes
 
-if TYPE_CHECKING:  # shd.py imports this module lazily in SpikeDataset.as_torch
-    from spikecl.data.shd import SpikeDataset
+
+class Samples(Protocol):
+    """What a view reads from its data set (a :class:`~spikecl.data.shd.SpikeDataset` has it): the binned
+    spikes and one label and speaker per sample. The view names no data-set class, so that the data set can
+    offer the view (``SpikeDataset.as_torch``) without an import circle."""
+
+    spikes: BinnedSpikes
+    labels: np.ndarray
+    speakers: np.ndarray
+
+    def __len__(self) -> int: ...
+
 
 Item = tuple[torch.Tensor, int, int]
 DENSE_DTYPES = (torch.float32, torch.float64, torch.float16, torch.uint8, torch.int16, torch.int32, torch.int64)
 
 
 class SpikeTorchDataset(Dataset[Item]):
-    """The samples ``indices`` of a SpikeDataset as ``(frames, label, speaker)`` items.
+    """The samples ``indices`` of a SpikeDataset (any :class:`Samples`) as ``(frames, label, speaker)`` items.
 
     ``dense``: dense ``[T, U]`` frames (True) or sparse COO ones (False). ``dtype``: element type of the
     frames (float32; ``torch.uint8`` gives raw counts). ``device``: where frames are built; anything but
@@ -38,7 +48,7 @@ class SpikeTorchDataset(Dataset[Item]):
 
     def __init__(
         self,
-        data: SpikeDataset,
+        data: Samples,
         indices: np.ndarray | Sequence[int] | torch.Tensor | slice | None = None,
         *,
         dense: bool = True,

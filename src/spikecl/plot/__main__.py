@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +39,25 @@ def load_run(run_dir: str | Path) -> LoadedRun:
             raise FileNotFoundError(f"{folder} is not a finished run folder: {name} is missing")
     setup = build_setup(OmegaConf.load(folder / "config.yaml"))
     data = setup.files.load(setup.cache_dir)
-    model = setup.model(nb_outputs=setup.nb_outputs or data.num_classes)
-    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    model = _trained_model(setup, data, folder / "model.pt")
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     return LoadedRun(setup, model, data, summary.get("stored_activity"))
+
+
+def _trained_model(setup: Setup, data: SpikeDataset, path: Path) -> nn.Module:
+    """The network of the run's setup with the weights of ``path``; ValueError in one line if the file does not
+    hold them."""
+    try:
+        model = setup.model(nb_outputs=setup.nb_outputs or data.num_classes)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    # torch.load raises whatever its unpickler or zip reader meets (UnpicklingError, RuntimeError, EOFError,
+    # ...); a foreign file can lack keys or hold other shapes: for the user, all of it is a damaged model.pt.
+    except Exception as err:  # noqa: BLE001
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{path} does not hold this run's trained network ({type(err).__name__}: {reason}); "
+                         "the folder is damaged: remove its summary.json and run the same command again, which "
+                         "writes model.pt anew") from None
+    return model
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = run.setup.files
         paths = plot_run(run.model, run.data, args.sample, out, files.max_time / files.nb_steps, run.stored,
                          args.rate_samples)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError) as err:  # ConfigError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
     for path in paths:

@@ -1,85 +1,159 @@
 """The report's figures (PNG, matplotlib without pyplot so no global backend state is touched).
 
-- ``acc_vs_epoch_<split>.png``: accuracy on all test classes vs CL epoch, one line per buffer size, with
-  the pretrained model as a dashed line (paper Fig. 5a; from metrics.csv, phase=cl, subset=all; epoch 0 is
-  the evaluation before CL, task 0 in metrics.csv).
-- ``acc_vs_depth_<split>.png``: final accuracy vs latent depth, one line per buffer size (Fig. 5b).
-- ``progressive_acc_vs_learned_classes.png``: accuracy on all classes after each learned class, with the
-  pretrained model's line (Fig. 6; last epoch of every task t >= 1 in metrics.csv; the line is task 0).
-- ``acc_vs_memory_<split>.png``: final accuracy vs replay memory in bytes (log axis) across compression
-  ratios and depths, as stored and under the paper's 1-bit-per-spike accounting.
-- ``acc_vs_synops_<split>.png``: final accuracy vs synaptic operations per inference sample
-  (``synops_inference``, log axis) and vs replay memory, one series per strategy (when the summaries
-  have ``synops_inference``).
+Every figure shows one kind of data, the test data unless asked for the validation data (``data="val"``),
+and says which in its axis labels: metrics.csv rows of the other kind are never read (its ``data`` column;
+files without it hold test rows only), and final accuracies come from the summary's ``acc_all`` (test) or
+``val_acc_all`` (validation).
 
-Joint training (``strategy=joint``, the upper bound) is drawn as a dash-dotted horizontal line,
-``joint (upper bound)``, in every figure of its split (the mean final accuracy of its runs), never as a curve.
+- ``acc_vs_epoch_<split>.png``: accuracy on all classes vs CL epoch, one line per setting (paper Fig. 5a; from
+  metrics.csv, phase=cl, subset=all; epoch 0 is the pretrained model, task 0 of the CL phase in metrics.csv).
+- ``acc_vs_learned_classes_<split>.png``, for splits that report every task (the summary's ``per_task``; the
+  progressive split): accuracy on all classes after each learned class (Fig. 6; the last epoch of every task
+  t >= 1 in metrics.csv).
+- ``acc_vs_depth_<split>.png``: final accuracy vs latent depth, one line per setting but the depth (Fig. 5b).
+- ``acc_vs_memory_<split>.png``: final accuracy vs replay memory in bytes (log axis), one point per setting,
+  as stored and under the paper's 1-bit-per-spike accounting.
+- ``acc_vs_synops_<split>.png``: final accuracy vs synaptic operations per inference sample
+  (``synops_inference``, log axis) and vs replay memory, one point per setting, coloured by strategy.
+
+A line or a point is a row of the report's tables: the runs that share every setting but the replicate ones
+(held-out speaker, new class, seed), grouped by :func:`spikecl.report.table.split_settings`, so that runs of
+other plugins, epochs or any other override never meet in one mean. Legends give the replay buffer as stored
+(``buffer_samples``), not the configured bound. Joint training (``strategy=joint``, the upper bound) is never
+a curve: each setting's reference is the mean of the joint runs that its own runs were matched with (same
+data set, split, seed, partition, model and pretraining budget: :mod:`spikecl.report.joint`), drawn as a
+dash-dotted horizontal line; a setting whose runs do not all have one gets none, and the report says so.
 
 Each figure is skipped, with the reason, when the runs lack its data; a partial sweep never raises here.
-Curves and points are means over the runs that share the settings (speakers, classes, seeds).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
 
-from spikecl.report.joint import JOINT
 from spikecl.report.runs import METRICS_FILE, RunFolder
-from spikecl.report.table import JOINT_LABEL, SYNOPS_METRIC, flat_scalars, human_bytes, si_number, unbounded
+from spikecl.report.table import JOINT_LABEL, SYNOPS_METRIC, Setting, SplitSettings, human_bytes, si_number, \
+    split_settings, unbounded
 from spikecl.utils.atomic import write_with
 
-PLOT_PATTERNS = ("acc_vs_epoch_*.png", "acc_vs_depth_*.png", "acc_vs_memory_*.png", "acc_vs_synops_*.png",
-                 "progressive_*.png")
+# Stale figures of earlier reports are removed by these patterns (progressive_*: the name before 0.3).
+PLOT_PATTERNS = ("acc_vs_epoch_*.png", "acc_vs_learned_classes_*.png", "acc_vs_depth_*.png", "acc_vs_memory_*.png",
+                 "acc_vs_synops_*.png", "progressive_*.png")
+DATA = {"test": "test", "val": "validation"}  # metrics.csv's data column -> what the axis labels say
+FINAL = {"test": "acc_all", "val": "val_acc_all"}  # the summary's final accuracy on all classes
 MAX_PANELS = 12
-PROGRESSIVE = "progressive"
+MAX_LINES = 8  # per panel; more settings are cut into panels by the settings that vary first (table order)
+MAX_TICKS = 6  # labels on a log axis; more overlap at these figure widths
 
 
 @dataclass
 class PlotOutcome:
-    """A figure that was written (``path``) or skipped (``note`` says why)."""
+    """A figure that was written (``path``) or skipped (``note`` says why); ``notes`` qualify a written one."""
 
     title: str
     path: Path | None = None
     note: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 class NoData(Exception):
     """The runs lack what a figure needs; the message says what is missing."""
 
 
-def make_plots(runs: Sequence[RunFolder], out_dir: Path) -> list[PlotOutcome]:
-    """Draw every figure the completed runs support into ``out_dir``; one outcome per figure."""
-    done = [run for run in runs if run.completed]
-    frame = pd.DataFrame([{**flat_scalars(run.summary or {}), "_index": i} for i, run in enumerate(done)])
-    splits = sorted(frame["split"].dropna().unique()) if "split" in frame.columns else []
-    metrics = _MetricsCache(done)
-    jobs: list[tuple[str, Callable[[], Figure]]] = []
-    for split in splits:
-        runs_of_split = frame[frame["split"] == split]
-        if split != PROGRESSIVE:
-            jobs.append((f"acc_vs_epoch_{split}", lambda r=runs_of_split, s=split: _acc_vs_epoch(r, metrics, s)))
-        jobs.append((f"acc_vs_depth_{split}", lambda r=runs_of_split, s=split: _acc_vs_depth(r, s)))
-        jobs.append((f"acc_vs_memory_{split}", lambda r=runs_of_split, s=split: _acc_vs_memory(r, s)))
-        jobs.append((f"acc_vs_synops_{split}", lambda r=runs_of_split, s=split: _acc_vs_synops(r, s)))
-    if PROGRESSIVE in splits:
-        progressive = frame[frame["split"] == PROGRESSIVE]
-        jobs.append(("progressive_acc_vs_learned_classes", lambda: _progressive(progressive, metrics, done)))
+@dataclass
+class _Plotted:
+    """What one figure draws from: the split's settings, their runs' metrics rows, and notes for the report."""
 
+    split: SplitSettings
+    runs: Sequence[RunFolder]
+    frame: pd.DataFrame
+    data: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def methods(self) -> list[Setting]:
+        """The settings drawn as lines or points: every one but joint training."""
+        return [s for s in self.split.settings if not s.joint]
+
+    @property
+    def varying(self) -> list[str]:
+        """The settings that differ between the drawn settings (not those only joint training has otherwise)."""
+        return [k for k in self.split.varying if len({repr(_sort_value(s.values[k])) for s in self.methods}) > 1]
+
+    @property
+    def final(self) -> str:
+        return FINAL[self.data]
+
+    def ylabel(self, final: bool = False) -> str:
+        return f"{'final ' if final else ''}{DATA[self.data]} accuracy, all classes (%)"
+
+    def rows(self, setting: Setting) -> list[pd.DataFrame]:
+        """The metrics.csv rows (phase=cl, subset=all, this figure's data) of each run of ``setting`` that has any."""
+        found = [_cl_rows(self.runs[i].path / METRICS_FILE, self.data) for i in setting.runs.index]
+        return [rows for rows in found if rows is not None]
+
+    def finals(self, setting: Setting) -> pd.Series:
+        """The setting's runs' final accuracy on all classes (NaN where a summary lacks it)."""
+        if self.final not in setting.runs.columns:
+            return pd.Series(np.nan, index=setting.runs.index)
+        return pd.to_numeric(setting.runs[self.final], errors="coerce")
+
+    def joint(self, setting: Setting) -> float | None:
+        """Mean final accuracy of the joint runs that the setting's runs were matched with, when every run has one."""
+        if "joint_run" not in setting.runs.columns:
+            return None
+        paths = setting.runs["joint_run"]
+        if paths.isna().any() or (paths.astype(str) == "").any():
+            self.notes.append(f"no joint line for {self.label(setting)}: not every run of it has a joint run of "
+                              "its setting")
+            return None
+        by_path = {str(self.runs[i].path): i for i in self.frame.index}
+        rows = [by_path.get(str(Path(p))) for p in paths]
+        values = [None if i is None else _number(self.frame.at[i, self.final]) if self.final in self.frame else None
+                  for i in rows]
+        if any(v is None for v in values):
+            self.notes.append(f"no joint line for {self.label(setting)}: a matched joint run is not in this report "
+                              f"or has no {self.final}")
+            return None
+        return float(np.mean(values))
+
+    def label(self, setting: Setting, leave_out: Sequence[str] = ()) -> str:
+        """The setting's varying values but ``leave_out`` (those in a panel's title), and the replay buffer as
+        stored (with its configured bound where that differs between settings); the strategy when nothing is
+        left."""
+        varying = self.varying
+        parts = [_describe(k, setting.values[k]) for k in varying if k not in leave_out and k != "buffer_size"]
+        if "buffer_size" not in leave_out and (_mean(setting, "buffer_samples") > 0 or "buffer_size" in varying):
+            stored, bound = _stored_buffer(setting), setting.values.get("buffer_size")
+            shown = "all" if unbounded(bound) else _fmt(bound)
+            differs = "buffer_size" in varying and stored not in (f"buffer {shown}", f"buffer bound {shown}")
+            parts.append(stored + (f" (bound {shown})" if differs else ""))
+        return " ".join(p for p in parts if p) or _fmt(_value(setting, "strategy"))
+
+
+def make_plots(frame: pd.DataFrame, runs: Sequence[RunFolder], out_dir: Path, data: str = "test") -> list[PlotOutcome]:
+    """Draw every figure the completed runs support into ``out_dir``, one outcome per figure.
+
+    ``frame`` is the report's :func:`~spikecl.report.table.summary_frame` of ``runs`` (one row per run, in
+    their order); ``data`` is ``test`` or ``val``.
+    """
+    jobs = _jobs(frame, runs, data)
     outcomes = []
-    if not splits:
+    if not jobs:
         outcomes.append(PlotOutcome("all figures", note="no completed runs with a split in summary.json"))
-    for name, draw in jobs:
+    for name, (plotted, draw) in jobs.items():
         title = f"{name}.png"
         try:
-            fig = draw()
+            fig = draw(plotted)
         except NoData as missing:
             outcomes.append(PlotOutcome(title, note=str(missing)))
             continue
@@ -88,284 +162,327 @@ def make_plots(runs: Sequence[RunFolder], out_dir: Path) -> list[PlotOutcome]:
             continue
         path = out_dir / title
         write_with(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-        outcomes.append(PlotOutcome(title, path=path))
+        outcomes.append(PlotOutcome(title, path=path, notes=list(dict.fromkeys(plotted.notes))))
     return outcomes
 
 
-class _MetricsCache:
-    """metrics.csv of completed runs, read once, limited to the CL phase on all test classes."""
-
-    def __init__(self, runs: Sequence[RunFolder]) -> None:
-        self.runs = runs
-        self.cache: dict[int, pd.DataFrame | None] = {}
-
-    def cl_all(self, index: int) -> pd.DataFrame | None:
-        if index not in self.cache:
-            self.cache[index] = self._read(self.runs[index].path / METRICS_FILE)
-        return self.cache[index]
-
-    @staticmethod
-    def _read(path: Path) -> pd.DataFrame | None:
-        try:
-            data = pd.read_csv(path)
-        except (OSError, ValueError):
-            return None
-        needed = {"phase", "task", "epoch", "subset", "accuracy"}
-        if not needed <= set(data.columns):
-            return None
-        data = data[(data["phase"].astype(str) == "cl") & (data["subset"].astype(str) == "all")]
-        data = data.assign(
-            task=pd.to_numeric(data["task"], errors="coerce"),
-            epoch=pd.to_numeric(data["epoch"], errors="coerce"),
-            accuracy=pd.to_numeric(data["accuracy"], errors="coerce"),
-        ).dropna(subset=["task", "epoch", "accuracy"])
-        return data if not data.empty else None
+def draw_figure(frame: pd.DataFrame, runs: Sequence[RunFolder], name: str,
+                data: str = "test") -> tuple[Figure, list[str]]:
+    """The figure ``name`` (e.g. ``acc_vs_epoch_progressive``) of :func:`make_plots`, not written, and its notes;
+    KeyError if the runs have no such figure, NoData if they lack its data."""
+    plotted, draw = _jobs(frame, runs, data)[name]
+    return draw(plotted), plotted.notes
 
 
-def _acc_vs_epoch(runs: pd.DataFrame, metrics: _MetricsCache, split: str) -> Figure:
-    runs, joint = _without_joint(runs)
+def _jobs(frame: pd.DataFrame, runs: Sequence[RunFolder],
+          data: str) -> dict[str, tuple[_Plotted, Callable[[_Plotted], Figure]]]:
+    """Every figure of the report: name -> (what it draws from, how)."""
+    if data not in DATA:
+        raise ValueError(f"data={data!r} is not valid; allowed: {', '.join(DATA)}")
+    jobs: dict[str, tuple[_Plotted, Callable[[_Plotted], Figure]]] = {}
+    for split in split_settings(frame):
+        flags = _column(split, "per_task")
+        per_task = bool(flags) and all(v is True or v is np.True_ for v in flags)
+        name = split.split
+        draws = [(f"acc_vs_learned_classes_{name}", _acc_vs_learned_classes) if per_task
+                 else (f"acc_vs_epoch_{name}", _acc_vs_epoch),
+                 (f"acc_vs_depth_{name}", _acc_vs_depth), (f"acc_vs_memory_{name}", _acc_vs_memory),
+                 (f"acc_vs_synops_{name}", _acc_vs_synops)]
+        for title, draw in draws:  # a fresh _Plotted per figure: its own notes
+            jobs[title] = (_Plotted(split, runs, frame, data), draw)
+    return jobs
+
+
+# ------------------------------------------------------------------------------------------------- figures
+
+
+def _acc_vs_epoch(p: _Plotted) -> Figure:
     curves = []
-    for _, run in runs.iterrows():
-        data = metrics.cl_all(int(run["_index"]))
-        if data is not None:
-            curve = data.groupby("epoch")["accuracy"].mean()
-            curves.append((run, curve))
+    for setting in p.methods:
+        rows = p.rows(setting)
+        if rows:
+            means = pd.concat([r.groupby("epoch")["accuracy"].mean() for r in rows], axis=1)
+            baseline = [r.loc[r["task"] == 0, "accuracy"].mean() for r in rows if (r["task"] == 0).any()]
+            curves.append((setting, means.mean(axis=1).sort_index(), len(rows), baseline))
     if not curves:
-        raise NoData(f"no {METRICS_FILE} rows with phase=cl, subset=all in the {split} runs")
-    panels = _panels([run for run, _ in curves], ["strategy", "compression_ratio", "codec", "latent_depth"])
+        raise NoData(f"no {METRICS_FILE} rows with phase=cl, subset=all, data={p.data} in the {p.split.split} runs")
+    keys = _panel_keys(p, [c[0] for c in curves], spread=("buffer_size",))
+    panels = _panels([c[0] for c in curves], p, keys)
     fig, axes = _figure(len(panels))
-    for ax, (panel_label, members) in zip(axes, panels, strict=True):
-        chosen = [curves[i] for i in members]
-        baseline = [curve.loc[0] for _, curve in chosen if 0 in curve.index]
-        for buffer, lines in _by(chosen, lambda item: item[0].get("buffer_size")):
-            mean = pd.concat([curve for _, curve in lines], axis=1).mean(axis=1).sort_index()
-            ax.plot(mean.index, 100 * mean.values, marker=".", label=f"buffer {_buffer(buffer)} ({len(lines)} runs)")
-        if baseline:
-            ax.axhline(100 * sum(baseline) / len(baseline), ls="--", color="gray", label="pretrained")
-        _joint_line(ax, joint)
-        ax.set(title=panel_label, xlabel="CL epoch", ylabel="accuracy, all classes (%)")
+    for ax, (title, members) in zip(axes, panels, strict=True):
+        baselines = []
+        for setting, curve, count, baseline in (curves[i] for i in members):
+            line, = ax.plot(curve.index, 100 * curve.values, marker=".",
+                            label=f"{p.label(setting, keys)} ({count} runs)")
+            _joint_line(ax, p.joint(setting), line.get_color())
+            baselines += baseline
+        if baselines:
+            ax.axhline(100 * float(np.mean(baselines)), ls="--", color="gray", label="pretrained")
+        ax.set(title=title, xlabel="CL epoch", ylabel=p.ylabel())
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize="small")
-    fig.suptitle(f"{split}: accuracy vs epoch per buffer size (cf. paper Fig. 5a)")
+    fig.suptitle(f"{p.split.split}: {DATA[p.data]} accuracy vs epoch per setting (cf. paper Fig. 5a)")
     return fig
 
 
-def _acc_vs_depth(runs: pd.DataFrame, split: str) -> Figure:
-    if "latent_depth" not in runs.columns or "acc_all" not in runs.columns:
-        raise NoData(f"no latent_depth/acc_all in the {split} summaries")
-    all_runs = runs
-    runs = runs[runs["latent_depth"].notna() & runs["acc_all"].notna() & ~_joint_mask(runs)]
-    if runs.empty:
-        raise NoData(f"no {split} run with a latent depth (latent replay)")
-    joint = _joint_accuracy(all_runs)
-    rows = [row for _, row in runs.iterrows()]
-    panels = _panels(rows, ["strategy", "compression_ratio", "codec"])
-    fig, axes = _figure(len(panels))
-    for ax, (panel_label, members) in zip(axes, panels, strict=True):
-        chosen = pd.DataFrame([rows[i] for i in members])
-        for buffer, group in _frame_by(chosen, "buffer_size"):
-            stats = group.groupby("latent_depth")["acc_all"].agg(["mean", "std", "count"]).sort_index()
-            ax.errorbar(stats.index, 100 * stats["mean"], yerr=100 * stats["std"].fillna(0), marker="o",
-                        capsize=3, label=f"buffer {_buffer(buffer)}")  # fmt: skip
-        _joint_line(ax, joint)
-        ax.set(title=panel_label, xlabel="latent depth", ylabel="final accuracy, all classes (%)")
-        ax.set_xticks(sorted(chosen["latent_depth"].unique()))
-        ax.legend(fontsize="small")
-    fig.suptitle(f"{split}: final accuracy vs latent depth per buffer size (cf. paper Fig. 5b)")
-    return fig
-
-
-def _acc_vs_memory(runs: pd.DataFrame, split: str) -> Figure:
-    if "buffer_bytes" not in runs.columns or "acc_all" not in runs.columns:
-        raise NoData(f"no buffer_bytes/acc_all in the {split} summaries")
-    joint = _joint_accuracy(runs)
-    has_buffer = pd.to_numeric(runs["buffer_bytes"], errors="coerce").fillna(0) > 0
-    runs = runs[has_buffer & runs["acc_all"].notna()]
-    if runs.empty:
-        raise NoData(f"no {split} run with a replay buffer (buffer_bytes > 0)")
-    accounts = [("buffer_bytes", "replay memory as stored (bytes)")]
-    if "buffer_bytes_1bit" in runs.columns and runs["buffer_bytes_1bit"].notna().any():
-        accounts.append(("buffer_bytes_1bit", "replay memory, 1 bit per spike (bytes)"))
-    fig, axes = _figure(len(accounts))
-    keys = ["strategy", "latent_depth", "codec", "compression_ratio", "buffer_size"]
-    runs = runs.assign(**{k: runs[k] if k in runs.columns else None for k in keys})
-    for ax, (column, xlabel) in zip(axes, accounts, strict=True):
-        for series, group in _frame_by(runs, ["strategy", "latent_depth", "codec"]):
-            points = (
-                group.groupby(["compression_ratio", "buffer_size"], dropna=False)
-                .agg(x=(column, "mean"), y=("acc_all", "mean"), err=("acc_all", "std"))
-                .reset_index()
-                .dropna(subset=["x", "y"])
-                .sort_values("x")
-            )
-            if points.empty:
+def _acc_vs_learned_classes(p: _Plotted) -> Figure:
+    lines = []
+    for setting in p.methods:
+        rows = p.rows(setting)
+        series, pretrained = [], []
+        for r in rows:
+            # task 0 is the pretrained model; task t >= 1 ends after learning class t: its last epoch counts
+            learned = r[r["task"] >= 1]
+            if learned.empty:
                 continue
-            strategy, depth, codec = series
-            label = f"{strategy}" + ("" if _missing(depth) else f" d={_fmt(depth)}") + f" {codec}"
-            ax.errorbar(points["x"], 100 * points["y"], yerr=100 * points["err"].fillna(0), marker="o",
-                        capsize=3, label=label)  # fmt: skip
-            for _, point in points.iterrows():
-                ax.annotate(f"1:{_fmt(point['compression_ratio'])}", (point["x"], 100 * point["y"]),
-                            fontsize="x-small", textcoords="offset points", xytext=(3, 3))  # fmt: skip
-        _joint_line(ax, joint)
-        _log_x(ax, human_bytes)
-        ax.set(xlabel=xlabel, ylabel="final accuracy, all classes (%)")
-        ax.legend(fontsize="small")
-    fig.suptitle(f"{split}: accuracy vs replay memory across compression ratios and depths")
-    return fig
-
-
-def _progressive(runs: pd.DataFrame, metrics: _MetricsCache, done: Sequence[RunFolder]) -> Figure:
-    runs, joint = _without_joint(runs)
-    lines: dict[str, list[pd.Series]] = {}
-    pretrained = []
-    for _, run in runs.iterrows():
-        index = int(run["_index"])
-        data = metrics.cl_all(index)
-        if data is None:
-            continue
-        # Task 0 is the evaluation before CL (the pretrained model); task t >= 1 ends after learning class t.
-        learned = data[data["task"] >= 1]
-        if learned.empty:
-            continue
-        last = learned.sort_values("epoch").groupby("task").tail(1).set_index("task")["accuracy"]
-        pretrained.extend(data.loc[data["task"] == 0, "accuracy"].tolist())
-        n_old = _n_old_classes(done[index])
-        last.index = last.index.astype(int) + n_old
-        label = _label(run, ["strategy", "latent_depth", "buffer_size", "compression_ratio", "codec"])
-        lines.setdefault(label, []).append(last)
+            last = learned.sort_values("epoch").groupby("task").tail(1).set_index("task")["accuracy"]
+            series.append(last)
+            pretrained += r.loc[r["task"] == 0, "accuracy"].tolist()
+        if series:
+            lines.append((setting, pd.concat(series, axis=1).mean(axis=1).sort_index(), len(series), pretrained))
     if not lines:
-        raise NoData(f"no {METRICS_FILE} rows with phase=cl, subset=all in the progressive runs")
-    fig, (ax,) = _figure(1, width=8)
-    for label, series in sorted(lines.items()):
-        mean = pd.concat(series, axis=1).mean(axis=1).sort_index()
-        ax.plot(mean.index, 100 * mean.values, marker="o", label=f"{label} ({len(series)} runs)")
-    if pretrained:
-        ax.axhline(100 * sum(pretrained) / len(pretrained), ls="--", color="gray", label="pretrained")
-    _joint_line(ax, joint)
-    ax.set(xlabel="learned classes", ylabel="accuracy, all classes (%)",
-           title="progressive: accuracy after each learned class (cf. paper Fig. 6)")  # fmt: skip
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize="x-small", loc="best")
+        raise NoData(f"no {METRICS_FILE} rows with phase=cl, subset=all, data={p.data} in the {p.split.split} runs")
+    keys = _panel_keys(p, [line[0] for line in lines], spread=("buffer_size",))
+    panels = _panels([line[0] for line in lines], p, keys)
+    fig, axes = _figure(len(panels), width=8 if len(panels) == 1 else 5)
+    for ax, (title, members) in zip(axes, panels, strict=True):
+        baselines = []
+        for setting, mean, count, pretrained in (lines[i] for i in members):
+            old = _old_classes(p, setting)
+            line, = ax.plot(mean.index.astype(int) + old, 100 * mean.values, marker="o",
+                            label=f"{p.label(setting, keys)} ({count} runs)")
+            _joint_line(ax, p.joint(setting), line.get_color())
+            baselines += pretrained
+        if baselines:
+            ax.axhline(100 * float(np.mean(baselines)), ls="--", color="gray", label="pretrained")
+        ax.set(title=title, xlabel="learned classes", ylabel=p.ylabel())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize="x-small", loc="best")
+    fig.suptitle(f"{p.split.split}: {DATA[p.data]} accuracy after each learned class (cf. paper Fig. 6)")
     return fig
 
 
-def _acc_vs_synops(runs: pd.DataFrame, split: str) -> Figure:
-    if SYNOPS_METRIC not in runs.columns or "acc_all" not in runs.columns:
-        raise NoData(f"no {SYNOPS_METRIC}/acc_all in the {split} summaries")
-    joint = _joint_accuracy(runs)
-    keys = ["strategy", "latent_depth", "codec", "compression_ratio", "buffer_size"]
-    runs = runs.assign(**{k: runs[k] if k in runs.columns else None for k in keys})
-    runs = runs.assign(**{c: pd.to_numeric(runs[c], errors="coerce") if c in runs.columns else float("nan")
-                          for c in (SYNOPS_METRIC, "acc_all", "buffer_bytes")})
-    measured = runs[(runs[SYNOPS_METRIC] > 0) & runs["acc_all"].notna()]
-    if measured.empty:
-        raise NoData(f"no {split} run with {SYNOPS_METRIC} > 0")
-    panels = [(SYNOPS_METRIC, "synaptic operations per inference sample"),
-              ("buffer_bytes", "replay memory as stored (bytes)")]
-    fig, axes = _figure(len(panels), width=6)
-    for ax, (column, xlabel) in zip(axes, panels, strict=True):
-        data = measured if column == SYNOPS_METRIC else runs[(runs["buffer_bytes"] > 0) & runs["acc_all"].notna()]
-        for strategy, group in _frame_by(data, "strategy"):
-            points = (
-                group.groupby(keys[1:], dropna=False)
-                .agg(x=(column, "mean"), y=("acc_all", "mean"), err=("acc_all", "std"))
-                .dropna(subset=["x", "y"])
-                .sort_values("x")
-            )
-            if points.empty:
+def _acc_vs_depth(p: _Plotted) -> Figure:
+    with_depth = [s for s in p.methods if not _missing(_value(s, "latent_depth")) and p.finals(s).notna().any()]
+    if not with_depth:
+        raise NoData(f"no {p.split.split} run with a latent depth (latent replay) and a {p.final}")
+    lines: dict[tuple, list[Setting]] = {}
+    for setting in with_depth:  # a line: the settings that differ in their depth only
+        key = tuple((k, _sort_value(v)) for k, v in setting.values.items() if k != "latent_depth")
+        lines.setdefault(key, []).append(setting)
+    members = [group[0] for group in lines.values()]
+    keys = _panel_keys(p, members, spread=("buffer_size", "latent_depth"))
+    panels = _panels(members, p, keys)
+    fig, axes = _figure(len(panels))
+    groups = list(lines.values())
+    for ax, (title, chosen) in zip(axes, panels, strict=True):
+        depths = set()
+        for group in (groups[i] for i in chosen):
+            group = sorted(group, key=lambda s: _value(s, "latent_depth"))
+            x = [_value(s, "latent_depth") for s in group]
+            mean = [100 * p.finals(s).mean() for s in group]
+            std = [100 * (p.finals(s).std() if p.finals(s).count() > 1 else 0.0) for s in group]
+            counts = sorted({int(p.finals(s).count()) for s in group})
+            runs = "/".join(str(c) for c in counts)
+            bars = ax.errorbar(x, mean, yerr=std, marker="o", capsize=3,
+                               label=f"{p.label(group[0], (*keys, 'latent_depth'))} ({runs} runs per depth)")
+            for setting in group:
+                _joint_line(ax, p.joint(setting), bars.lines[0].get_color())
+            depths |= set(x)
+        ax.set(title=title, xlabel="latent depth", ylabel=p.ylabel(final=True))
+        ax.set_xticks(sorted(depths))
+        ax.legend(fontsize="small")
+    fig.suptitle(f"{p.split.split}: final {DATA[p.data]} accuracy vs latent depth (cf. paper Fig. 5b)")
+    return fig
+
+
+def _acc_vs_memory(p: _Plotted) -> Figure:
+    stored = [s for s in p.methods if _mean(s, "buffer_bytes") > 0 and p.finals(s).notna().any()]
+    if not stored:
+        raise NoData(f"no {p.split.split} run with a replay buffer (buffer_bytes > 0) and a {p.final}")
+    accounts = [("buffer_bytes", "replay memory as stored (bytes)")]
+    if any(_mean(s, "buffer_bytes_1bit") > 0 for s in stored):
+        accounts.append(("buffer_bytes_1bit", "replay memory, 1 bit per spike (bytes)"))
+    series: dict[tuple, list[Setting]] = {}
+    for setting in stored:  # a series: the settings that differ in compression and buffer only
+        key = tuple((k, _sort_value(v)) for k, v in setting.values.items()
+                    if k not in ("compression_ratio", "buffer_size"))
+        series.setdefault(key, []).append(setting)
+    fig, axes = _figure(len(accounts))
+    for ax, (column, xlabel) in zip(axes, accounts, strict=True):
+        for group in series.values():
+            points = sorted(((_mean(s, column), s) for s in group if _mean(s, column) > 0), key=lambda item: item[0])
+            if not points:
                 continue
-            joint_series = strategy == JOINT
-            # One marker per setting (depth, compression, buffer), no line: settings have no order here.
-            ax.errorbar(points["x"], 100 * points["y"], yerr=100 * points["err"].fillna(0), ls="none",
-                        marker="*" if joint_series else "o", markersize=11 if joint_series else 6, capsize=3,
-                        color="black" if joint_series else None, alpha=1.0 if joint_series else 0.8,
-                        label=JOINT_LABEL if joint_series else _fmt(strategy))  # fmt: skip
+            x = [value for value, _ in points]
+            y = [100 * p.finals(s).mean() for _, s in points]
+            err = [100 * (p.finals(s).std() if p.finals(s).count() > 1 else 0.0) for _, s in points]
+            bars = ax.errorbar(x, y, yerr=err, marker="o", capsize=3,
+                               label=p.label(group[0], ("compression_ratio", "buffer_size")))
+            for (value, setting), height in zip(points, y):
+                note = f"1:{_fmt(_value(setting, 'compression_ratio'))}"
+                note += f", {_stored_buffer(setting)}" if "buffer_size" in p.varying else ""
+                ax.annotate(note, (value, height), fontsize="x-small", textcoords="offset points", xytext=(3, 3))
+                _joint_line(ax, p.joint(setting), bars.lines[0].get_color())
+        _log_x(ax, human_bytes)
+        ax.set(xlabel=xlabel, ylabel=p.ylabel(final=True))
+        ax.legend(fontsize="small")
+    fig.suptitle(f"{p.split.split}: final {DATA[p.data]} accuracy vs replay memory across compression ratios and "
+                 "depths")
+    return fig
+
+
+def _acc_vs_synops(p: _Plotted) -> Figure:
+    if SYNOPS_METRIC not in p.frame.columns:
+        raise NoData(f"no {SYNOPS_METRIC}/{p.final} in the {p.split.split} summaries")
+    everything = [s for s in p.split.settings if p.finals(s).notna().any()]
+    measured = [s for s in everything if _mean(s, SYNOPS_METRIC) > 0]
+    if not measured:
+        raise NoData(f"no {p.split.split} run with {SYNOPS_METRIC} > 0 and a {p.final}")
+    panels = [(SYNOPS_METRIC, "synaptic operations per inference sample", measured),
+              ("buffer_bytes", "replay memory as stored (bytes)",
+               [s for s in everything if _mean(s, "buffer_bytes") > 0])]
+    fig, axes = _figure(len(panels), width=6)
+    for ax, (column, xlabel, settings) in zip(axes, panels, strict=True):
+        by_strategy: dict[str, list[Setting]] = {}
+        for setting in settings:
+            by_strategy.setdefault(str(_value(setting, "strategy")), []).append(setting)
+        for strategy, group in sorted(by_strategy.items()):
+            joint = all(s.joint for s in group)
+            # One marker per setting (a table row), no line: settings have no order here.
+            bars = ax.errorbar([_mean(s, column) for s in group], [100 * p.finals(s).mean() for s in group],
+                               yerr=[100 * (p.finals(s).std() if p.finals(s).count() > 1 else 0.0) for s in group],
+                               ls="none", marker="*" if joint else "o", markersize=11 if joint else 6, capsize=3,
+                               color="black" if joint else None, alpha=1.0 if joint else 0.8,
+                               label=JOINT_LABEL if joint else strategy)  # fmt: skip
+            if column == "buffer_bytes":  # joint has no buffer: its bound of each setting as a line
+                for setting in group:
+                    _joint_line(ax, p.joint(setting), bars.lines[0].get_color())
         if not ax.has_data():
             ax.text(0.5, 0.5, f"no run with {column} > 0", ha="center", va="center", transform=ax.transAxes)
         else:
             _log_x(ax, si_number if column == SYNOPS_METRIC else human_bytes)
-        _joint_line(ax, joint, label=None if column == SYNOPS_METRIC else JOINT_LABEL)
-        ax.set(xlabel=xlabel, ylabel="final accuracy, all classes (%)")
+        ax.set(xlabel=xlabel, ylabel=p.ylabel(final=True))
         ax.legend(fontsize="small")
-    fig.suptitle(f"{split}: accuracy vs synaptic operations and vs replay memory, per strategy")
+    fig.suptitle(f"{p.split.split}: final {DATA[p.data]} accuracy vs synaptic operations and vs replay memory, "
+                 "one point per setting")
     return fig
 
 
-def _log_x(ax: Any, fmt: Callable[[float], str]) -> None:
-    """A log x axis labelled in readable units (``2 M``, ``160 kB``): 1-2-5 ticks over a narrow range, decades
-    over a wide one, and no minor labels (they overlap)."""
-    ax.set_xscale("log")
-    low, high = ax.get_xlim()
-    decades = math.log10(high / low) if low > 0 and high > low else 1.0
-    subs = (1.0, 2.0, 3.0, 5.0) if decades < 1.5 else (1.0, 2.0, 5.0) if decades < 3 else (1.0,)
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: fmt(x)))
-    ax.xaxis.set_minor_formatter(NullFormatter())
+# ------------------------------------------------------------------------------------------------- helpers
 
 
-def _joint_mask(runs: pd.DataFrame) -> pd.Series:
-    if "strategy" not in runs.columns:
-        return pd.Series(False, index=runs.index)
-    return runs["strategy"] == JOINT
-
-
-def _without_joint(runs: pd.DataFrame) -> tuple[pd.DataFrame, float | None]:
-    """The runs that are not joint training, and the joint runs' mean final accuracy (None without any)."""
-    return runs[~_joint_mask(runs)], _joint_accuracy(runs)
-
-
-def _joint_accuracy(runs: pd.DataFrame) -> float | None:
-    """Mean final accuracy on all classes of the joint runs among ``runs`` (None without any)."""
-    if "acc_all" not in runs.columns:
+def _cl_rows(path: Path, data: str) -> pd.DataFrame | None:
+    """The rows of one metrics.csv with phase=cl, subset=all and ``data`` (files without a data column hold
+    test rows only), as numbers; None when there are none."""
+    try:
+        rows = pd.read_csv(path)
+    except (OSError, ValueError):
         return None
-    values = pd.to_numeric(runs.loc[_joint_mask(runs), "acc_all"], errors="coerce").dropna()
-    return float(values.mean()) if not values.empty else None
+    if not {"phase", "task", "epoch", "subset", "accuracy"} <= set(rows.columns):
+        return None
+    kind = rows["data"].astype(str) if "data" in rows.columns else pd.Series("test", index=rows.index)
+    rows = rows[(rows["phase"].astype(str) == "cl") & (rows["subset"].astype(str) == "all") & (kind == data)]
+    rows = rows.assign(**{c: pd.to_numeric(rows[c], errors="coerce") for c in ("task", "epoch", "accuracy")})
+    rows = rows.dropna(subset=["task", "epoch", "accuracy"])
+    return rows if not rows.empty else None
 
 
-def _joint_line(ax: Any, accuracy: float | None, label: str | None = JOINT_LABEL) -> None:
-    """The upper bound as a horizontal reference line."""
-    if accuracy is not None:
-        ax.axhline(100 * accuracy, ls="-.", color="black", lw=1.2, label=label or "_nolegend_")
+def _panel_keys(p: _Plotted, lines: Sequence[Setting], spread: Sequence[str]) -> tuple[str, ...]:
+    """The settings that name a figure's panels: none while the ``lines`` (one setting each) fit one panel, else
+    the fewest of the settings that vary between them, in the tables' order, but those the figure ``spread``
+    over its lines or its x axis, that leave at most :data:`MAX_LINES` lines per panel."""
+    candidates = [k for k in p.varying if k not in spread]
+    keys: list[str] = []
+    while candidates and max(len(m) for _, m in _panels(lines, p, keys, limit=False)) > MAX_LINES:
+        keys.append(candidates.pop(0))
+    return tuple(keys)
 
 
-def _n_old_classes(run: RunFolder) -> int:
+def _panels(settings: Sequence[Setting], p: _Plotted, keys: Sequence[str],
+            limit: bool = True) -> list[tuple[str, list[int]]]:
+    """Settings cut into panels by their values of ``keys``: (title, indices of the members)."""
+    groups: dict[str, list[int]] = {}
+    for i, setting in enumerate(settings):
+        title = " ".join(_describe(k, setting.values[k]) for k in keys)
+        groups.setdefault(title, []).append(i)
+    if limit and len(groups) > MAX_PANELS:
+        raise NoData(f"{len(groups)} setting combinations exceed {MAX_PANELS} panels: report a narrower sweep")
+    return sorted(groups.items())
+
+
+def _column(split: SplitSettings, key: str) -> list[Any]:
+    return [v for s in split.settings if key in s.runs.columns for v in s.runs[key].tolist()]
+
+
+def _value(setting: Setting, key: str) -> Any:
+    """The setting's value of ``key``: varying (in ``values``) or common to its runs."""
+    if key in setting.values:
+        return setting.values[key]
+    return setting.runs[key].iloc[0] if key in setting.runs.columns else None
+
+
+def _mean(setting: Setting, column: str) -> float:
+    """Mean of a numeric column over the setting's runs (0 when it has none)."""
+    if column not in setting.runs.columns:
+        return 0.0
+    values = pd.to_numeric(setting.runs[column], errors="coerce").dropna()
+    return float(values.mean()) if not values.empty else 0.0
+
+
+def _stored_buffer(setting: Setting) -> str:
+    """The replay buffer as its runs stored it (``buffer_samples``), e.g. ``buffer 760`` or ``buffer 740-760``."""
+    if "buffer_samples" in setting.runs.columns:
+        stored = pd.to_numeric(setting.runs["buffer_samples"], errors="coerce").dropna()
+        if not stored.empty:
+            low, high = int(stored.min()), int(stored.max())
+            return f"buffer {low}" if low == high else f"buffer {low}-{high}"
+    configured = _value(setting, "buffer_size")
+    return "" if _missing(configured) else f"buffer bound {'all' if unbounded(configured) else _fmt(configured)}"
+
+
+def _old_classes(p: _Plotted, setting: Setting) -> int:
     """Classes known before the first CL task (the x axis counts learned classes, 11..20 in the paper)."""
+    run = p.runs[setting.runs.index[0]]
     old = (run.config.get("split") or {}).get("old_classes")
     return len(old) if isinstance(old, list) else 0
 
 
-def _panels(rows: Sequence[Any], keys: Sequence[str]) -> list[tuple[str, list[int]]]:
-    groups: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        groups.setdefault(_label(row, keys), []).append(i)
-    panels = sorted(groups.items())
-    if len(panels) > MAX_PANELS:
-        raise NoData(f"{len(panels)} setting combinations exceed {MAX_PANELS} panels: report a narrower sweep")
-    return panels
+def _joint_line(ax: Any, accuracy: float | None, color: Any) -> None:
+    """The upper bound of one setting as a horizontal line in the setting's colour; one legend entry per axis."""
+    if accuracy is None:
+        return
+    for line in ax.get_lines():  # the same bound of another line of the axis: shared, so black
+        if line.get_gid() == "joint" and np.isclose(line.get_ydata()[0], 100 * accuracy):
+            if line.get_color() != color:
+                line.set_color("black")
+            return
+    labelled = any(line.get_gid() == "joint" for line in ax.get_lines())
+    ax.axhline(100 * accuracy, ls="-.", lw=1.2, color=color, gid="joint",
+               label="_nolegend_" if labelled else f"{JOINT_LABEL}, of the same setting")
 
 
-def _label(row: Any, keys: Sequence[str]) -> str:
-    parts = []
-    for key in keys:
-        value = row.get(key)
-        if _missing(value):
-            continue
-        parts.append({"compression_ratio": f"1:{_fmt(value)}", "latent_depth": f"d={_fmt(value)}",
-                      "buffer_size": f"buffer {_buffer(value)}"}.get(key, _fmt(value)))  # fmt: skip
-    return " ".join(parts) or "all runs"
-
-
-def _by(items: Sequence[Any], key: Callable[[Any], Any]) -> Iterator[tuple[Any, list[Any]]]:
-    groups: dict[Any, list[Any]] = {}
-    for item in items:
-        value = key(item)
-        groups.setdefault(None if _missing(value) else value, []).append(item)
-    yield from sorted(groups.items(), key=lambda kv: (kv[0] is not None, kv[0] if kv[0] is not None else 0))
-
-
-def _frame_by(frame: pd.DataFrame, keys: str | list[str]) -> Iterator[tuple[Any, pd.DataFrame]]:
-    yield from frame.groupby(keys, dropna=False, sort=True)
+def _log_x(ax: Any, fmt: Callable[[float], str]) -> None:
+    """A log x axis labelled in readable units (``2 M``, ``160 kB``), at most :data:`MAX_TICKS` labels: the
+    1-2-3-5 ticks of the range thinned until they fit, then decades; round linear values over a range too
+    narrow for three of those (matplotlib's own choice there labels every 0.2 MB, one over the other)."""
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    ticks: list[float] = []
+    for subs in ((1.0, 2.0, 3.0, 5.0), (1.0, 2.0, 5.0), (1.0, 3.0), (1.0,)):
+        exponents = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+        ticks = [m * 10.0 ** e for e in exponents for m in subs if low <= m * 10.0 ** e <= high]
+        if len(ticks) <= MAX_TICKS:
+            break
+    if len(ticks) > MAX_TICKS:  # decades over a very wide range: every k-th one
+        ticks = ticks[:: math.ceil(len(ticks) / MAX_TICKS)]
+    if len(ticks) < 3:  # a narrow range (one buffer, a few ratios): evenly spaced round values
+        ticks = [t for t in MaxNLocator(nbins=4).tick_values(low, high) if low <= t <= high]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: fmt(x)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(low, high)
 
 
 def _figure(panels: int, width: float = 5.0) -> tuple[Figure, list[Any]]:
@@ -378,12 +495,39 @@ def _figure(panels: int, width: float = 5.0) -> tuple[Figure, list[Any]]:
     return fig, axes[:panels]
 
 
+def _describe(key: str, value: Any) -> str:
+    """A setting as a legend or a panel title shows it."""
+    if _missing(value):
+        return f"{key.removeprefix('override.')}=none"
+    if key == "compression_ratio":
+        return f"1:{_fmt(value)}"
+    if key == "latent_depth":
+        return f"d={_fmt(value)}"
+    if key == "epochs":
+        return f"{_fmt(value)} epochs"
+    if key == "buffer_size":
+        return f"buffer bound {'all' if unbounded(value) else _fmt(value)}"
+    if key in ("strategy", "dataset", "codec"):
+        return _fmt(value)
+    if key == "plugins":
+        return f"plugins {value}"
+    return f"{key.removeprefix('override.')}={_fmt(value)}"
+
+
+def _sort_value(value: Any) -> Any:
+    return "none" if _missing(value) else value
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _buffer(value: Any) -> str:
-    return "all" if unbounded(value) else _fmt(value)
 
 
 def _fmt(value: Any) -> str:

@@ -1,13 +1,16 @@
 """Finding and reading run folders: the files Hydra and :func:`spikecl.run.run` leave in every run.
 
 A run folder is any folder holding ``.hydra/config.yaml``. It is *completed* when its ``summary.json`` has
-``"status": "completed"``; anything else (no summary yet, a crashed job, an unreadable file) makes it
-incomplete. This module only uses the standard library and PyYAML, so the sweeper can call it cheaply.
+``"status": "completed"`` and its figures are numbers (:data:`REQUIRED_FIGURES` present, every one of
+:data:`FIGURES` that is there a number or null); anything else (no summary yet, a crashed job, an
+unreadable file, a damaged or hand-edited summary) makes it incomplete, with the reason. This module only
+uses the standard library and PyYAML, so the sweeper can call it cheaply.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +22,13 @@ import yaml
 SUMMARY_FILE = "summary.json"
 METRICS_FILE = "metrics.csv"
 COMPLETED = "completed"
+# The figure every completed summary has and every report averages, and the others reports average when a
+# summary has them.
+REQUIRED_FIGURES = ("acc_all",)
+FIGURES = REQUIRED_FIGURES + ("acc_old", "acc_old_before", "forgetting", "acc_new", "acc_new_before",
+                              "acc_new_mean", "bwt", "val_acc_all", "gap_to_joint",
+                              "joint_acc_all", "buffer_samples", "buffer_bytes", "buffer_bytes_1bit",
+                              "synops_inference")
 
 
 @dataclass
@@ -95,7 +105,26 @@ def _read_summary(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"{SUMMARY_FILE} is not a JSON object"
     if data.get("status") != COMPLETED:
         return None, f"{SUMMARY_FILE} status is {data.get('status')!r}, not {COMPLETED!r}"
+    broken = _broken_figures(data)
+    if broken:
+        return None, f"{SUMMARY_FILE} says completed but {broken}; not averaged in (rerun the run to rewrite it)"
     return data, None
+
+
+def _broken_figures(summary: dict[str, Any]) -> str | None:
+    """What is wrong with the figures of a completed summary, or None: a required figure missing or not a
+    finite number, another figure neither a number nor null."""
+    missing = [k for k in REQUIRED_FIGURES if k not in summary or summary[k] is None]
+    if missing:
+        return f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing"
+    for key in FIGURES:
+        value = summary.get(key)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is not None and not number:
+            return f"{key} is {value!r}, not a number"
+        if key in REQUIRED_FIGURES and not math.isfinite(value):
+            return f"{key} is {value!r}, not a finite number"
+    return None
 
 
 def _load_yaml(path: Path, default: Any = None) -> Any:

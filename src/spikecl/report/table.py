@@ -1,8 +1,9 @@
 """The per-run table (summary.csv) and the grouped result tables of report.md.
 
-Grouping rule: runs are averaged together when they share the experiment settings (split, strategy,
-compression, latent depth, buffer size, epochs, lr and every other override that varies) and differ only in
-the replicate dimensions: the held-out speaker, the new class and the seed.
+Grouping rule (:func:`split_settings`, which the figures use too): runs are averaged together when they share
+the experiment settings (split, strategy, plugins, compression, latent depth, buffer size, epochs, lr and every
+other override that varies) and differ only in the replicate dimensions: the held-out speaker, the new class
+and the seed.
 
 Joint training (``strategy=joint``, the upper bound) is a row of its own, ``joint (upper bound)``, last in
 its split's tables; every other run is compared with the joint run of its setting
@@ -14,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +29,15 @@ OVERRIDE = "override."  # column prefix of command-line overrides
 LEADING = ["run_dir", "status", "problem"]
 
 # Settings of an experiment, as recorded in summary.json, that separate table rows.
-GROUP_KEYS = ["dataset", "strategy", "compression_ratio", "codec", "latent_depth", "buffer_size", "epochs", "lr"]
+GROUP_KEYS = ["dataset", "strategy", "plugins", "compression_ratio", "codec", "latent_depth", "buffer_size", "epochs",
+              "lr"]
 # Replicate dimensions: averaged over.
 REPLICATE_KEYS = {"speaker": "speakers", "new_class": "classes", "seed": "seeds"}
 # Overrides already represented by a summary column (group key or replicate), hence never extra group keys.
 COVERED_OVERRIDES = {
     "split", "split.name", "split.speaker", "split.new_class", "seed", "sweep", "dataset", "dataset.name",
     "strategy", "strategy.name", "strategy.latent_depth", "strategy.plugins.replay.buffer_size", "strategy.epochs",
-    "strategy.lr", "compression", "compression.ratio", "compression.codec",
+    "strategy.lr", "compression", "compression.ratio", "compression.codec", "plugin",
 }  # fmt: skip
 # Metrics shown in the tables (accuracies in percent), when present.
 ACCURACY_METRICS = ["acc_all", "gap_to_joint", "acc_old", "acc_new", "forgetting", "acc_new_mean", "bwt"]
@@ -60,6 +63,7 @@ def summary_frame(runs: Sequence[RunFolder], base: Path) -> pd.DataFrame:
         row.update({CHOICE + k: v for k, v in run.choices.items()})
         row.update({OVERRIDE + k: v for k, v in parse_overrides(run.overrides).items()})
         row.update(flat_scalars(run.summary or {}))
+        row.update(listed_settings(run.summary or {}))
         if run.completed:
             row.update(_per_task_and_joint(run, joints))
         row["status"] = "completed" if run.completed else "incomplete"  # summary.json has its own "status"
@@ -90,6 +94,20 @@ def _per_task_and_joint(run: RunFolder, joints: list) -> dict[str, Any]:
     return out
 
 
+def listed_settings(summary: dict[str, Any]) -> dict[str, Any]:
+    """The settings a summary records as lists, as scalars a table can group by: ``plugins`` (their names
+    in order, comma-separated) and ``per_task`` (whether the split reports every task: the summary's flag, or
+    for summaries without it, more than two task names)."""
+    out: dict[str, Any] = {}
+    if isinstance(summary.get("plugins"), list):
+        out["plugins"] = ",".join(str(p) for p in summary["plugins"])
+    if isinstance(summary.get("per_task"), bool):
+        out["per_task"] = summary["per_task"]
+    elif isinstance(summary.get("task_names"), list):
+        out["per_task"] = len(summary["task_names"]) > 2
+    return out
+
+
 def parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
     """``["+a.b=1", "c=x"]`` -> ``{"a.b": "1", "c": "x"}`` (``+``/``++`` dropped, ``~key`` kept as a key)."""
     parsed = {}
@@ -110,26 +128,68 @@ def flat_scalars(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def grouped_tables(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
-    """Per split: (split name, note on settings common to all rows, table of mean ± std and counts)."""
+@dataclass
+class Setting:
+    """One row of a split's tables: the completed runs that share every setting but the replicate ones.
+
+    ``values`` holds the settings that vary within the split (key -> the runs' common value), ``runs`` the
+    rows of the summary frame, ``joint`` whether these are joint-training runs (the upper bound).
+    """
+
+    values: dict[str, Any]
+    runs: pd.DataFrame
+    joint: bool
+
+    def cells(self) -> dict[str, str]:
+        """The varying settings as a table row shows them."""
+        return _setting_cells(self.runs, list(self.values))
+
+
+@dataclass
+class SplitSettings:
+    """A split's completed runs cut into :class:`Setting` rows (joint last), the keys that vary between the
+    rows, and a note on the settings common to all of them."""
+
+    split: str
+    varying: list[str]
+    common: str
+    settings: list[Setting]
+
+
+def split_settings(frame: pd.DataFrame) -> list[SplitSettings]:
+    """Per split (sorted), the completed runs of ``frame`` (a :func:`summary_frame`) grouped by the rule of
+    this module; the tables and the figures of a report both group by this."""
     done = frame[frame["status"] == "completed"]
     if done.empty or "split" not in done.columns:
         return []
-    tables = []
+    out = []
     for split, runs in done.groupby("split", sort=True, dropna=False):
         keys = [k for k in GROUP_KEYS if k in runs.columns] + _extra_keys(runs)
         varying = [k for k in keys if runs[k].nunique(dropna=False) > 1]
         common = ", ".join(f"{k}={_fmt_value(runs[k].iloc[0])}" for k in keys if k not in varying)
-        rows, joint_rows = [], []
+        settings, joints = [], []
         for _, group in _groups(runs, varying):
-            row = _setting_cells(group, varying)
+            setting = Setting({k: group[k].iloc[0] for k in varying}, group, _is_joint_group(group))
+            (joints if setting.joint else settings).append(setting)
+        out.append(SplitSettings(str(split), varying, common, settings + joints))
+    return out
+
+
+def grouped_tables(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """Per split: (split name, note on settings common to all rows, table of mean ± std and counts)."""
+    tables = []
+    for split in split_settings(frame):
+        rows = []
+        for setting in split.settings:
+            group = setting.runs
+            row = setting.cells()
             row["runs"] = str(len(group))
             for key, label in REPLICATE_KEYS.items():
                 if key in group.columns and group[key].notna().any():
                     row[label] = str(group[key].nunique())
-            joint = _is_joint_group(group)
             for metric in ACCURACY_METRICS:
-                if metric in group.columns and group[metric].notna().any() and not (joint and metric == "gap_to_joint"):
+                if metric in group.columns and group[metric].notna().any() and not (
+                        setting.joint and metric == "gap_to_joint"):
                     label = "gap to joint (pp)" if metric == "gap_to_joint" else metric + " (%)"
                     row[label] = _mean_std(100.0 * pd.to_numeric(group[metric], errors="coerce"))
             for metric in MEMORY_METRICS:
@@ -139,44 +199,44 @@ def grouped_tables(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
                 values = pd.to_numeric(group[metric], errors="coerce").dropna()
                 if not values.empty:
                     row[metric] = (si_number(values.mean()) if metric == SYNOPS_METRIC else f"{values.mean():.3g}")
-            (joint_rows if joint else rows).append(row)
-        table = pd.DataFrame(rows + joint_rows)
+            rows.append(row)
+        table = pd.DataFrame(rows)
+        runs = pd.concat([setting.runs for setting in split.settings])
         activity = [c for c in activity_metrics(runs) if c in table.columns]  # last, in layer order
         table = table[[c for c in table.columns if c not in activity] + activity]
-        tables.append((str(split), common, table.fillna("")))
+        tables.append((split.split, split.common, table.fillna("")))
     return tables
 
 
 def per_task_tables(frame: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
     """Per split: (split name, note naming the tasks, table of the final accuracy on each task in percent),
     with the same rows as :func:`grouped_tables`, joint last: the per-class (per-task) gaps to joint."""
-    done = frame[frame["status"] == "completed"]
-    columns = sorted((c for c in done.columns if c.startswith(FINAL_TASK)), key=lambda c: int(c[len(FINAL_TASK):]))
-    if done.empty or "split" not in done.columns or not columns:
+    columns = sorted((c for c in frame.columns if c.startswith(FINAL_TASK)), key=lambda c: int(c[len(FINAL_TASK):]))
+    if not columns:
         return []
     tables = []
-    for split, runs in done.groupby("split", sort=True, dropna=False):
+    for split in split_settings(frame):
+        runs = pd.concat([setting.runs for setting in split.settings])
         used = [c for c in columns if runs[c].notna().any()]
         if not used:
             continue
-        keys = [k for k in GROUP_KEYS if k in runs.columns] + _extra_keys(runs)
-        varying = [k for k in keys if runs[k].nunique(dropna=False) > 1]
         names = runs["task_names"].dropna().unique() if "task_names" in runs.columns else []
         titles = str(names[0]).split("; ") if len(names) == 1 else []
         headers = [titles[i] if i < len(titles) else f"task {i}" for i in range(len(used))]
         note = ("Tasks in learning order" + (" (their names differ between runs)" if len(names) > 1 else "")
                 + "; final test accuracy on each (%), mean ± std over the runs of a row.")
-        rows, joint_rows = [], []
-        for _, group in _groups(runs, varying):
-            row = _setting_cells(group, varying)
+        rows = []
+        for setting in split.settings:
+            group = setting.runs
+            row = setting.cells()
             row["runs"] = str(len(group))
             cells = {h: _mean_std(100.0 * pd.to_numeric(group[c], errors="coerce")) for c, h in zip(used, headers)}
             if not any(cells.values()):  # runs without an accuracy matrix
                 continue
             row.update(cells)
-            (joint_rows if _is_joint_group(group) else rows).append(row)
-        if rows or joint_rows:
-            tables.append((str(split), note, pd.DataFrame(rows + joint_rows).fillna("")))
+            rows.append(row)
+        if rows:
+            tables.append((split.split, note, pd.DataFrame(rows).fillna("")))
     return tables
 
 

@@ -26,34 +26,38 @@ SWEEP_STATUS = "sweep_status.json"
 
 @dataclass
 class ReportResult:
-    """What :func:`write_report` wrote and what it found."""
+    """What :func:`write_report` wrote and what it found; with no run folder found, nothing is written and the
+    paths are None."""
 
     out: Path
-    summary_csv: Path
-    report_md: Path
+    summary_csv: Path | None
+    report_md: Path | None
     plots: list[Path] = field(default_factory=list)
     completed: int = 0
     incomplete: list[Path] = field(default_factory=list)
 
 
-def write_report(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None) -> ReportResult:
-    """Report on every run folder below ``dirs``; files go to ``out`` (default: the first dir).
+def write_report(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None,
+                 data: str = "test") -> ReportResult:
+    """Report on every run folder below ``dirs``; files go to ``out`` (default: the first dir). The figures
+    show ``data`` (``test`` or ``val``).
 
-    Raises FileNotFoundError when a dir is missing; a tree without run folders still gets a report that
-    says so.
+    Raises FileNotFoundError when a dir is missing. Below dirs without any run folder, nothing is written.
     """
     if not dirs:
         raise ValueError("write_report needs at least one folder")
     roots = [Path(d) for d in dirs]
     out_dir = Path(out) if out is not None else roots[0]
     runs = [load_run(path) for path in find_run_folders(roots)]
+    if not runs:
+        return ReportResult(out=out_dir, summary_csv=None, report_md=None)
     frame = summary_frame(runs, out_dir)
 
     # Nullable dtypes keep integer columns integral next to the empty cells of incomplete runs.
     csv_frame = frame.convert_dtypes()
     summary_csv = write_with(out_dir / SUMMARY_CSV, lambda tmp: csv_frame.to_csv(tmp, index=False))
     plots_dir = out_dir / PLOTS_DIR
-    outcomes = make_plots(runs, plots_dir)
+    outcomes = make_plots(frame, runs, plots_dir, data)
     _remove_stale_plots(plots_dir, {o.path for o in outcomes if o.path is not None})
     text = _markdown(roots, out_dir, runs, frame, outcomes)
     report_md = write_text(out_dir / REPORT_MD, text)
@@ -113,11 +117,12 @@ def _markdown(
         if outcome.path is not None:
             rel = outcome.path.relative_to(out_dir).as_posix()
             lines += [f"![{outcome.title}]({rel})", ""]
+            lines += [f"- {note}" for note in outcome.notes] + ([""] if outcome.notes else [])
     skipped = [o for o in plots if o.path is None]
     if skipped:
         lines += ["Skipped figures:", ""] + [f"- `{o.title}`: {o.note}" for o in skipped] + [""]
 
-    lines += ["## Incomplete runs (not averaged in)", ""]
+    lines += ["## Incomplete or flagged runs (not averaged in)", ""]
     incomplete = [run for run in runs if not run.completed]
     if incomplete:
         rows = frame[frame["status"] != "completed"]
