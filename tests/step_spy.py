@@ -1,7 +1,8 @@
 """A plugin that watches the first optimiser steps of every task, for tests that check them step by step.
 
-Add it last (``+pretrain.plugins.spy._target_=tests.step_spy.StepSpy`` and the same under ``strategy``),
-so that its ``before_task`` sees the readout columns the other plugins drew. It changes nothing: its loss term
+Add it with ``+pretrain.plugins.spy._target_=tests.step_spy.StepSpy`` (and the same under ``strategy``); as any
+plugin of the default stage it runs after the readout and replay plugins, so its ``before_task`` sees the
+readout columns they drew. It changes nothing: its loss term
 is None. What it saw goes to :data:`SEEN`, task -> :class:`Steps` (the tests run in one process).
 """
 
@@ -43,7 +44,7 @@ class StepSpy(Plugin):
     """Records the first :data:`STEPS` minibatches of every task into :data:`SEEN`."""
 
     def before_task(self, ctx: Context, task: int) -> None:
-        SEEN[task] = Steps(ctx=ctx, lr=ctx.strategy.lr, batch_size=ctx.strategy.batch_size,
+        SEEN[task] = Steps(ctx=ctx, lr=ctx.optimizer.param_groups[0]["lr"], batch_size=ctx.batch_size,
                            w_out=ctx.model.w_out.detach().clone())
 
     def loss(self, ctx: Context, batch: Batch, out: Tensor) -> Tensor | None:

@@ -36,6 +36,7 @@ from hydra import compose, initialize_config_dir
 
 from spikecl.cli import config_dir
 from spikecl.models import RSNN, class_scores
+from spikecl.utils.streams import minibatch_order
 from spikecl.models.lif_reference import lif_layer, reference_forward, reference_loss
 from spikecl.run import run
 from tests import step_spy
@@ -212,7 +213,7 @@ def _pretraining_batch(pre: step_spy.Steps, k: int) -> np.ndarray:
     """The samples of pretraining's minibatch ``k`` in its first epoch, by 0.1's rule: a permutation of the
     task's train samples from the stream [seed, 0], cut into batch_size pieces."""
     train = pre.ctx.tasks[0].train
-    order = np.random.default_rng([pre.ctx.seed, 0]).permutation(len(train))
+    order = minibatch_order(pre.ctx.seed, 0).permutation(len(train))
     return train[order[k * pre.batch_size:(k + 1) * pre.batch_size]]
 
 
