@@ -122,6 +122,17 @@ def test_only_maximising_the_validation_accuracy_is_allowed() -> None:
     assert "direction=minimize is not valid" in direction_problem(Direction.minimize)
 
 
+def test_optuna_search_syntax_names_the_run_folders() -> None:
+    from spikecl.sweeps import run_name, swept_keys
+
+    # searched keys from the command line and from hydra.sweeper.params; a fixed key is not one
+    swept = swept_keys(["strategy.lr=tag(log,interval(1e-4,1e-2))", "dataset=shd", "strategy.epochs=1"],
+                       {"strategy.latent_depth": "choice(1,2)", "strategy.epochs": "choice(10,20)"})
+    assert swept == ["strategy.latent_depth", "strategy.lr"]
+    trial = ["strategy.lr=0.0011701414134690253", "strategy.latent_depth=2", "dataset=shd", "strategy.epochs=1"]
+    assert run_name(trial, [], swept) == "strategy.latent_depth=2,strategy.lr=0.0011701414134690253"
+
+
 # ---------------------------------------------------------------- the named search and the sweeper choice
 
 
