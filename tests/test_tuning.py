@@ -11,6 +11,7 @@ import enum
 import importlib.util
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,16 @@ def test_best_trial_is_chosen_on_validation_figures(search: Path) -> None:
     best = best_trial(trials)
     assert best is not None and best.num == 1  # not #0, whose *test* accuracy is higher
     assert best_trial(trials[2:]) is None
+
+
+def test_a_folder_of_an_earlier_search_is_not_a_trial(search: Path) -> None:
+    # An earlier search's trial #1 proposed other settings (before a code change, say) and did better.
+    old = make_trial(search, 1, ["strategy.lr=0.009", "strategy.epochs=10", "dataset=shd"], {"val_acc_all": 0.95})
+    os.utime(old / ".hydra" / "overrides.yaml", ns=(1, 1))  # launched before this search's #1
+    os.utime(search / "strategy.lr=0.002,strategy.epochs=20" / ".hydra" / "overrides.yaml", ns=(2, 2))
+    trials = read_trials(search, ["strategy.lr"], n_trials=3)
+    assert [t.params["strategy.lr"] for t in trials] == ["0.001", "0.002", "0.004"]
+    assert best_trial(trials).value == 0.72
 
 
 def test_equal_figures_pick_the_earliest_trial(tmp_path: Path) -> None:

@@ -152,21 +152,26 @@ def finish_search(config: DictConfig, best_run: bool = True) -> bool:
 
 
 def read_trials(sweep_dir: Path, searched: Sequence[str], n_trials: int) -> list[Trial]:
-    """The trials of a search in ``sweep_dir``: its run folders (not ``best/``) of job numbers below
-    ``n_trials`` (a folder left by a longer earlier search in the same folder is not one), by number."""
-    trials = []
+    """The trials of the last search in ``sweep_dir``, by number: its run folders (not ``best/``) of job
+    numbers below ``n_trials``, and of two folders of one number the one launched last. Folders left by an
+    earlier search in the same folder are not trials of this one: one of a longer search has a larger number,
+    one whose settings this search did not propose again (other code, other results, other proposals) an
+    older launch (Hydra rewrites ``.hydra/`` whenever it launches a job, also one that then skips itself)."""
+    latest: dict[int, tuple[int, Trial]] = {}
     for folder in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name != BEST_DIR):
+        records = folder / ".hydra"
         try:
-            overrides = [str(o) for o in yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []]
-            num = int(yaml.safe_load((folder / ".hydra" / "hydra.yaml").read_text())["hydra"]["job"]["num"])
+            overrides = [str(o) for o in yaml.safe_load((records / "overrides.yaml").read_text()) or []]
+            num = int(yaml.safe_load((records / "hydra.yaml").read_text())["hydra"]["job"]["num"])
+            launched = (records / "overrides.yaml").stat().st_mtime_ns
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
             continue  # not a run folder (plots/, a half-written one)
-        if num >= n_trials:
+        if num >= n_trials or (num in latest and latest[num][0] >= launched):
             continue
         values = dict(split_override(o) for o in overrides)
-        trials.append(Trial(num, folder, {k: values[k] for k in searched if k in values}, overrides,
-                            read_completed_summary(folder)))
-    return sorted(trials, key=lambda t: t.num)
+        latest[num] = (launched, Trial(num, folder, {k: values[k] for k in searched if k in values}, overrides,
+                                       read_completed_summary(folder)))
+    return [trial for _, (_, trial) in sorted(latest.items())]
 
 
 def best_trial(trials: Sequence[Trial]) -> Trial | None:
