@@ -235,7 +235,10 @@ def test_two_trial_search_reports_its_best_settings_test_figures_and_resumes(tmp
 
 @needs_optuna
 def test_a_search_that_would_minimise_the_accuracy_stops_before_any_trial(tmp_path: Path) -> None:
-    proc = spikecl(tmp_path, "-m", "hydra/sweeper=optuna", "strategy.lr=tag(log,interval(1e-4,1e-2))")
+    proc = spikecl(tmp_path, "-m", "hydra/sweeper=optuna", "strategy.lr=tag(log,interval(1e-4,1e-2))",
+                   "hydra.sweeper.storage=sqlite:///study.db")
     assert proc.returncode != 0
+    # Optuna's defaults: an unseeded sampler and (here) a stored study, neither of which resumes
+    assert "hydra.sweeper.sampler.seed is not set" in proc.stdout and "hydra.sweeper.storage is set" in proc.stdout
     assert "hydra.sweeper.direction=minimize is not valid" in proc.stdout and "Traceback" not in proc.stdout
     assert "Launching" not in proc.stdout

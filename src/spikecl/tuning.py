@@ -88,10 +88,6 @@ class SearchCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not is_optuna(config):
             return
-        problem = direction_problem(OmegaConf.select(config, "hydra.sweeper.direction"))
-        if problem:
-            # Hydra turns a callback's exception into a warning and goes on; SystemExit is not an Exception.
-            raise SystemExit(problem)
         if OmegaConf.select(config, "hydra.sweeper.sampler.seed") is None:
             log.warning("hydra.sweeper.sampler.seed is not set: a rerun of this search samples other settings and "
                         "cannot reuse its finished trials; set hydra.sweeper.sampler.seed=0")
@@ -99,6 +95,10 @@ class SearchCallback(Callback):
             log.warning("hydra.sweeper.storage is set: a rerun adds hydra.sweeper.n_trials new trials to the stored "
                         "study instead of resuming this search; spikecl resumes without a storage (its trials' "
                         "fingerprints), so leave it null")
+        problem = direction_problem(OmegaConf.select(config, "hydra.sweeper.direction"))
+        if problem:
+            # Hydra turns a callback's exception into a warning and goes on; SystemExit is not an Exception.
+            raise SystemExit(problem)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not is_optuna(config):
