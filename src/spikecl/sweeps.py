@@ -102,7 +102,7 @@ def unique_dir(base: str) -> str:
 def swept_keys(overrides: Sequence[str], params: Mapping[str, Any] | None = None) -> list[str]:
     """Keys that take several values in a sweep: sweep-syntax command-line overrides and
     ``hydra.sweeper.params`` entries (a command-line override of the same key takes precedence)."""
-    final: dict[str, str] = {split_override(f"{key}={value}")[0]: f"{key}={value}" for key, value in (params or {}).items()}
+    final = {split_override(f"{key}={value}")[0]: f"{key}={value}" for key, value in (params or {}).items()}
     for item in overrides:
         final[split_override(item)[0]] = item
     return sorted(key for key, item in final.items() if _is_sweep(item))
