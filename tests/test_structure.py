@@ -10,7 +10,8 @@ import spikecl
 PACKAGE = Path(spikecl.__file__).resolve().parent
 # Where a DictConfig may be seen: the entry points and the layer that turns the config into objects.
 CONFIG_LAYER = {"spikecl.cli", "spikecl.run", "spikecl.api", "spikecl.experiment", "spikecl.build",
-                "spikecl.fingerprint", "spikecl.sweeps", "spikecl.callbacks", "spikecl.bench.suite"}
+                "spikecl.fingerprint", "spikecl.sweeps", "spikecl.callbacks", "spikecl.tuning",
+                "spikecl.bench.suite"}
 
 
 def module_name(path: Path) -> str:

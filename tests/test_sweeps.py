@@ -150,12 +150,18 @@ def test_preset_composes(name: str) -> None:
     assert cfg.strategy.lr == 0.5  # command-line overrides still apply
 
 
-SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
+# Named grids; the named searches pick another sweeper (Optuna) and are tested in test_tuning.py.
+SEARCHES = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml") if "override /hydra/sweeper:" in p.read_text())
+SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml") if p.stem not in SEARCHES)
 
 
 def test_named_sweeps_cover_the_testsuites() -> None:
     assert {"sample_incremental_latent_replay", "class_incremental_compressed_latent_replay",
             "progressive_latent_replay", "compression_study"} <= set(SWEEPS)  # fmt: skip
+
+
+def test_every_named_search_is_tested() -> None:
+    assert SEARCHES == ["tune_progressive"]  # tests/test_tuning.py
 
 
 @pytest.mark.parametrize("name", SWEEPS)

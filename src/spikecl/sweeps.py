@@ -26,7 +26,8 @@ Single runs land in ``hydra.run.dir`` = ``outputs/runs/<date>/<time>``, made uni
 array, two terminals) gets ``<time>-2``, ``<time>-3``, ... instead of sharing its folder.
 
 Sweeps run by the spikecl sweeper (:mod:`hydra_plugins.spikecl_sweeper`) end with ``sweep_status.json``
-and the report; :class:`ReportCallback` writes the report after sweeps run by other sweepers.
+and the report; Optuna searches with the search report (:mod:`spikecl.tuning`); :class:`ReportCallback`
+writes the report after sweeps run by other sweepers.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ SWEPT_KEYS_RESOLVER = "spikecl_swept_keys"
 UNIQUE_DIR_RESOLVER = "spikecl_unique_dir"
 MAX_SAME_NAME = 10_000  # unique_dir gives up after this many runs of one second (a runaway loop, not a sweep)
 SWEEPER_TARGET = "hydra_plugins.spikecl_sweeper.spikecl_sweeper.SpikeclSweeper"
+OPTUNA_TARGET = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"  # its searches: spikecl.tuning
 SWEEP_STATUS = "sweep_status.json"
 SEED_KEY = "seed"  # changes results: names keep it even though exclude_keys lists it
 SWEEP_KEY = "sweep"  # the named-sweep group
@@ -100,9 +102,9 @@ def unique_dir(base: str) -> str:
 def swept_keys(overrides: Sequence[str], params: Mapping[str, Any] | None = None) -> list[str]:
     """Keys that take several values in a sweep: sweep-syntax command-line overrides and
     ``hydra.sweeper.params`` entries (a command-line override of the same key takes precedence)."""
-    final: dict[str, str] = {_split(f"{key}={value}")[0]: f"{key}={value}" for key, value in (params or {}).items()}
+    final = {split_override(f"{key}={value}")[0]: f"{key}={value}" for key, value in (params or {}).items()}
     for item in overrides:
-        final[_split(item)[0]] = item
+        final[split_override(item)[0]] = item
     return sorted(key for key, item in final.items() if _is_sweep(item))
 
 
@@ -113,14 +115,14 @@ def sweep_name(overrides: Sequence[str], exclude_keys: Iterable[str] = (), swept
     named = ""
     rest = []
     for item in overrides:
-        key, value = _split(item)
+        key, value = split_override(item)
         if key == SWEEP_KEY:
             named = _sanitize(value)
         elif key not in excluded:
             rest.append(item)
     if not rest:
         return named or DEFAULT_NAME
-    rest.sort(key=lambda item: (_split(item)[0] not in swept, item))
+    rest.sort(key=lambda item: (split_override(item)[0] not in swept, item))
     readable = _shorten(",".join(_sanitize(item) for item in rest), MAX_NAME)
     return "-".join(part for part in (named, readable, _hash("\n".join(sorted(rest)))) if part)
 
@@ -138,7 +140,7 @@ def run_name(
     excluded = set(exclude_keys) - {SEED_KEY}
     items, seeds = [], []
     for item in overrides:
-        key, value = _split(item)
+        key, value = split_override(item)
         if (key in swept) if swept else (key not in excluded):
             (seeds if key == SEED_KEY else items).append((item.partition("=")[0], value))
     parts = [f"{_sanitize(k)}{kv_sep}{_sanitize_value(v)}" for k, v in sorted(items) + seeds]
@@ -220,11 +222,12 @@ class ReportCallback(Callback):
     """Writes the report into the sweep folder at the end of a multirun.
 
     Hydra skips ``on_multirun_end`` when a job failed; the spikecl sweeper writes the report itself in every
-    case, so this callback only acts for other sweepers.
+    case, and an Optuna search gets a search report (:mod:`spikecl.tuning`) instead, so this callback only
+    acts for other sweepers.
     """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if OmegaConf.select(config, "hydra.sweeper._target_") == SWEEPER_TARGET:
+        if OmegaConf.select(config, "hydra.sweeper._target_") in (SWEEPER_TARGET, OPTUNA_TARGET):
             return
         write_report_safely(Path(str(config.hydra.sweep.dir)))
 
@@ -236,8 +239,9 @@ def _is_sweep(item: str) -> bool:
         return False
 
 
-def _split(item: str) -> tuple[str, str]:
-    """``"+a.b=1"`` -> ``("a.b", "1")``; the key drops ``+``/``++``/``~`` and any ``@package``."""
+def split_override(item: str) -> tuple[str, str]:
+    """A command-line override's key and value: ``"+a.b=1"`` -> ``("a.b", "1")``; the key drops
+    ``+``/``++``/``~`` and any ``@package``."""
     key, _, value = item.partition("=")
     return key.lstrip("+~").split("@")[0], value
 
