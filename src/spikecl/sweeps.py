@@ -213,6 +213,9 @@ def write_report_safely(sweep_dir: str | os.PathLike[str]) -> Path | None:
         log_failure(log, f"could not write the report of {sweep_dir} (retry: python -m spikecl.report {sweep_dir})",
                     err)
         return None
+    if result.report_md is None:  # no run folder below the sweep folder: nothing was written
+        log.info("report: no run folders in %s, nothing written", sweep_dir)
+        return None
     log.info("report: %s (%d completed, %d incomplete runs)", result.report_md, result.completed,
              len(result.incomplete))
     return result.report_md
