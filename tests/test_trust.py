@@ -245,3 +245,25 @@ def test_an_old_key_on_the_command_line_names_the_new_one(tmp_path):
     assert result.returncode == 1 and result.stderr.strip().splitlines() == [
         "strategy.buffer_size is a key of an earlier spikecl; it is now strategy.plugins.replay.policy.capacity "
         "(see CHANGELOG.md)"]
+
+
+def test_ctrl_c_on_the_command_line_says_how_to_resume_in_one_line(tiny_root, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "spikecl", *TINY, *TINY_REPLAY, "strategy.epochs=200", f"dataset.root={tiny_root}",
+           f"cache_dir={tmp_path / 'cache'}", "split.old_classes=[0,1]", "split.new_classes=[2,3]",
+           f"hydra.run.dir={out}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and "task 1 (class 2) epoch 3/" not in _read(out / "spikecl.log"):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in err
+    assert "interrupted; rerun the same command to resume after pretraining (what was finished is kept)" in err
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""

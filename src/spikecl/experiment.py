@@ -167,7 +167,8 @@ class Experiment:
     def _resume_hint(self) -> str:
         if not self.evaluator.matrix or self.setup.checkpoints == "none":
             return "a rerun of the same command starts this run over"
-        return f"rerun the same command to resume after task {self.learned} (what was finished is kept)"
+        done = f"task {self.learned}" if self.learned else "pretraining"
+        return f"rerun the same command to resume after {done} (what was finished is kept)"
 
     # ----------------------------------------------------------------------------------- checkpoints
 
