@@ -206,21 +206,7 @@ def _acc_vs_epoch(p: _Plotted) -> Figure:
             curves.append((setting, means.mean(axis=1).sort_index(), len(rows), baseline))
     if not curves:
         raise NoData(f"no {METRICS_FILE} rows with phase=cl, subset=all, data={p.data} in the {p.split.split} runs")
-    keys = _panel_keys(p, [c[0] for c in curves], spread=("buffer_size",))
-    panels = _panels([c[0] for c in curves], p, keys)
-    fig, axes = _figure(len(panels))
-    for ax, (title, members) in zip(axes, panels, strict=True):
-        baselines = []
-        for setting, curve, count, baseline in (curves[i] for i in members):
-            line, = ax.plot(curve.index, 100 * curve.values, marker=".",
-                            label=f"{p.label(setting, keys)} ({count} runs)")
-            _joint_line(ax, p.joint(setting), line.get_color())
-            baselines += baseline
-        if baselines:
-            ax.axhline(100 * float(np.mean(baselines)), ls="--", color="gray", label="pretrained")
-        ax.set(title=title, xlabel="CL epoch", ylabel=p.ylabel())
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize="small")
+    fig = _curve_panels(p, curves, lambda setting, x: x, marker=".", xlabel="CL epoch")
     fig.suptitle(f"{p.split.split}: {DATA[p.data]} accuracy vs epoch per setting (cf. paper Fig. 5a)")
     return fig
 
@@ -242,23 +228,31 @@ def _acc_vs_learned_classes(p: _Plotted) -> Figure:
             lines.append((setting, pd.concat(series, axis=1).mean(axis=1).sort_index(), len(series), pretrained))
     if not lines:
         raise NoData(f"no {METRICS_FILE} rows with phase=cl, subset=all, data={p.data} in the {p.split.split} runs")
-    keys = _panel_keys(p, [line[0] for line in lines], spread=("buffer_size",))
-    panels = _panels([line[0] for line in lines], p, keys)
-    fig, axes = _figure(len(panels), width=8 if len(panels) == 1 else 5)
+    fig = _curve_panels(p, lines, lambda setting, x: x.astype(int) + _old_classes(p, setting), marker="o",
+                        xlabel="learned classes", wide=True)
+    fig.suptitle(f"{p.split.split}: {DATA[p.data]} accuracy after each learned class (cf. paper Fig. 6)")
+    return fig
+
+
+def _curve_panels(p: _Plotted, curves: list, x_of: Callable, *, marker: str, xlabel: str,
+                  wide: bool = False) -> Figure:
+    """Panels of mean curves ``(setting, series, runs, pretrained accuracies)`` over ``x_of(setting, index)``,
+    each with its setting's joint line and the pretrained model's dashed line."""
+    keys = _panel_keys(p, [c[0] for c in curves], spread=("buffer_size",))
+    panels = _panels([c[0] for c in curves], p, keys)
+    fig, axes = _figure(len(panels), width=8 if wide and len(panels) == 1 else 5)
     for ax, (title, members) in zip(axes, panels, strict=True):
         baselines = []
-        for setting, mean, count, pretrained in (lines[i] for i in members):
-            old = _old_classes(p, setting)
-            line, = ax.plot(mean.index.astype(int) + old, 100 * mean.values, marker="o",
+        for setting, curve, count, pretrained in (curves[i] for i in members):
+            line, = ax.plot(x_of(setting, curve.index), 100 * curve.values, marker=marker,
                             label=f"{p.label(setting, keys)} ({count} runs)")
             _joint_line(ax, p.joint(setting), line.get_color())
             baselines += pretrained
         if baselines:
             ax.axhline(100 * float(np.mean(baselines)), ls="--", color="gray", label="pretrained")
-        ax.set(title=title, xlabel="learned classes", ylabel=p.ylabel())
+        ax.set(title=title, xlabel=xlabel, ylabel=p.ylabel())
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize="x-small", loc="best")
-    fig.suptitle(f"{p.split.split}: {DATA[p.data]} accuracy after each learned class (cf. paper Fig. 6)")
+        ax.legend(fontsize="x-small" if wide else "small", loc="best")
     return fig
 
 
