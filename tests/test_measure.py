@@ -11,14 +11,15 @@ import torch
 
 from spikecl.measure import (compare_replay, count_activity, count_dataset, firing_metrics, measure,
                              synops_metrics)
-from spikecl.models.lif import RSNN
+from spikecl.models import RSNN
+from tests.model_config import make_model
 from tests.factories import binned_from_dense, clustered_dataset
 
 
 def hand_net() -> RSNN:
     """2 inputs -> 3 -> 2 LIF neurons -> 2 outputs with both filters instantaneous (alpha = beta = 0): an input
     above threshold at step t makes a spike at t + 2, and the tiny recurrent weights change no spike."""
-    net = RSNN(nb_inputs=2, hidden=[3, 2], nb_outputs=2, tau_syn=1e-6, tau_mem=1e-6)
+    net = make_model(nb_inputs=2, hidden=[3, 2], nb_outputs=2, neuron={"tau_syn": 1e-6, "tau_mem": 1e-6})
     with torch.no_grad():
         net.w[0].copy_(torch.tensor([[2.0, 2.0, 0.0], [0.0, 0.0, 2.0]]))    # fan-out 2, 1
         net.w[1].copy_(torch.tensor([[1.5, 0.0], [0.0, 0.5], [0.0, 0.5]]))  # fan-out 1, 1, 1
@@ -74,7 +75,7 @@ def test_counts_above_one_are_macs_and_latent_entry_matches():
 
 def test_sparse_input_batches_and_model_spikes_agree():
     data = clustered_dataset(n_per_class=6, steps=20, units=24)
-    net = RSNN(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=3.0)
+    net = make_model(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=3.0)
     idx = np.arange(len(data))
     whole = count_activity(net, data.spikes.dense(idx))
     pooled = count_dataset(net, data.spikes, idx, batch_size=7)
@@ -90,7 +91,7 @@ def test_sparse_input_batches_and_model_spikes_agree():
 
 def test_replay_comparison_rates():
     data = clustered_dataset(n_per_class=4, steps=20, units=24)
-    net = RSNN(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=3.0)
+    net = make_model(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=3.0)
     x = data.spikes.dense(np.arange(len(data)))
     rows = compare_replay(net, x, depth=1, ratios=[1, 4], codecs=["or_impulse", "count_burst"])
     assert [(r["ratio"], r["codec"]) for r in rows] == [(1, "or_impulse"), (1, "count_burst"),
@@ -108,7 +109,7 @@ def test_cost_on_the_default_test_set():
     rng = np.random.default_rng(0)
     x = (rng.random((224, 100, 700)) < 0.02).astype(np.uint8)  # the embedded test set: 20 % of 1,120 samples
     spikes = binned_from_dense(x)
-    net = RSNN(weight_scale=2.0)
+    net = make_model(weight_scale=2.0)
     start = time.perf_counter()
     m = measure(net, spikes, np.arange(len(spikes)), step_seconds=0.014, train_depth=1)
     seconds = time.perf_counter() - start

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from spikecl import plot
 from spikecl.plot import __main__ as plot_cli
-from spikecl.models.lif import RSNN
 from tests.factories import clustered_dataset
+from tests.model_config import make_model
 
 
 def is_png(path) -> bool:
@@ -18,7 +19,7 @@ def is_png(path) -> bool:
 
 def test_library_figures(tmp_path):
     data = clustered_dataset(n_per_class=3, steps=20, units=24)
-    net = RSNN(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=3.0)
+    net = make_model(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=3.0)
     paths = plot.plot_sample(net, data, 2, tmp_path, step_s=0.014)
     assert [p.name for p in paths] == ["input.png", "layer1.png", "layer2.png"]
     paths.append(plot.plot_replay(net, data, 2, 1, 4, "count_spread", tmp_path, 0.014))
@@ -34,8 +35,7 @@ def test_command_on_a_run_folder(tmp_path, compose_cfg, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    model_cfg = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
-    torch.save(RSNN(**{**model_cfg, "nb_outputs": 4}).state_dict(), run / "model.pt")
+    torch.save(instantiate(cfg.model, nb_outputs=4).state_dict(), run / "model.pt")
     assert plot_cli.main([str(run), "--sample", "1", "--rate-samples", "8"]) == 0
     names = sorted(p.name for p in (run / "plots").iterdir())
     assert names == ["input.png", "layer1.png", "layer2.png", "layer3.png", "rates.png",

@@ -14,7 +14,7 @@ from spikecl.cl.compression import Compression
 from spikecl.cl.plugins import Replay
 from spikecl.data import Partition, Progressive, Task
 from spikecl.errors import ConfigError
-from spikecl.models.lif import RSNN
+from tests.model_config import make_model
 from tests.factories import clustered_dataset
 
 
@@ -23,7 +23,7 @@ def context(tasks=None):
     if tasks is None:  # classes 0, 1 pretrained, then 2, then 3; a validation part in every train portion
         tasks = Progressive([0, 1], [2, 3]).tasks(data, Partition("merged", 0.25, 0.2), 0)
     torch.manual_seed(0)
-    model = RSNN(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=5.0)
+    model = make_model(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=5.0)
     return Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"), seed=0,
                    compression=Compression(2, "or_impulse", "sum_impulse"))
 

@@ -11,7 +11,7 @@ import torch
 from spikecl.cl import Context, Strategy
 from spikecl.cl.plugins import EWC, SI, LwF, WeightAlign
 from tests.example_plugin.l2_pull import L2Pull
-from spikecl.models.lif import RSNN
+from tests.model_config import make_model
 from tests.factories import clustered_dataset
 from tests.plugin_context import task
 
@@ -23,7 +23,7 @@ def test_plugins_run_in_the_loop(latent_depth):
     idx = np.arange(len(data.labels))
     tasks = [task("pre", [0, 1], idx[data.labels < 2][::2]), task("c2", [2], idx[data.labels == 2]),
              task("c3", [3], idx[data.labels == 3])]
-    model = RSNN(nb_inputs=8, hidden=[6, 5], nb_outputs=4, weight_scale=3.0)
+    model = make_model(nb_inputs=8, hidden=[6, 5], nb_outputs=4, weight_scale=3.0)
     plugins = {"ewc": EWC(batch_size=4), "si": SI(), "lwf": LwF(), "l2": L2Pull(), "align": WeightAlign()}
     strategy = Strategy(latent_depth=latent_depth, epochs=2, lr=1e-2, batch_size=4,
                         optimizer=partial(torch.optim.Adamax, lr=1e-2), plugins=plugins)

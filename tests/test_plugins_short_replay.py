@@ -14,7 +14,7 @@ from spikecl.cl.plugins import NewClassReadout, Replay, ShortTimeReplay
 from spikecl.cl.sources import BufferSource
 from spikecl.engine import Part, minibatches
 from spikecl.errors import ConfigError
-from spikecl.models.lif import RSNN
+from tests.model_config import make_model
 from tests.plugin_context import set_, toy_context
 
 W2 = [[1.5, 0.4], [0.3, 1.2]]   # hidden layer 1 (2 neurons) -> hidden layer 2 (2 neurons)
@@ -26,7 +26,7 @@ SHORT = [[1, 0], [1, 1], [0, 1], [1, 0], [0, 0], [1, 1]]  # the OR of every wind
 
 
 def hand_lif(z, alpha, beta, threshold):
-    """The LIF equations of spikecl.models.lif, step by step: layer-2 spikes and the readout record."""
+    """The LIF equations of spikecl.models.neurons.lif, step by step: layer-2 spikes and the readout record."""
     syn, mem, prev, spikes = [0.0, 0.0], [0.0, 0.0], [0, 0], []
     for t in range(len(z)):
         s = [int(m > threshold) for m in mem]                       # s[t] = H(mem[t] - threshold)
@@ -45,7 +45,7 @@ def hand_lif(z, alpha, beta, threshold):
 
 
 def tiny_model():
-    model = RSNN(nb_inputs=3, hidden=[2, 2], nb_outputs=2)
+    model = make_model(nb_inputs=3, hidden=[2, 2], nb_outputs=2)
     set_(model.w[1], W2)
     set_(model.v[1], V2)
     set_(model.w_out, WOUT)
@@ -59,10 +59,11 @@ def test_a_stored_spike_train_replayed_short_time_follows_the_lif_equations_with
     source = BufferSource(buffer, model, 1, raw_input=False, encoded=True)
     z = source.entry(np.array([0]))
     assert z.dtype == torch.bool and z[0].int().tolist() == SHORT and source.ratio == 2  # not decompressed
-    alpha, beta = model.alpha, model.beta
+    lif = model.neurons[1]  # hidden layer 2, the one above depth 1
+    alpha, beta = lif.alpha, lif.beta
     before = model.from_latent(z, 1).detach()
     with model.time_scaled(2, threshold_scale=0.3):
-        assert (model.alpha, model.beta, model.threshold) == (alpha ** 2, beta ** 2, 0.3)
+        assert (lif.alpha, lif.beta, lif.threshold) == (alpha ** 2, beta ** 2, 0.3)
         out, spikes = model.from_latent(z, 1, return_spikes=True)
     hand_spikes, hand_out = hand_lif(SHORT, alpha ** 2, beta ** 2, 0.3)
     assert spikes[0].int().tolist() == hand_spikes
@@ -73,7 +74,7 @@ def test_a_stored_spike_train_replayed_short_time_follows_the_lif_equations_with
     assert hand_lif(SHORT, alpha ** 2, beta ** 2, 1.0)[0] != hand_spikes
     assert np.abs(np.array(own_out) - np.array(hand_out)).max() > 0.1
     # after the block: the model's constants, and a readout kernel of its own constants for 6 steps again
-    assert (model.alpha, model.beta, model.threshold) == (alpha, beta, 1.0)
+    assert (lif.alpha, lif.beta, lif.threshold) == (alpha, beta, 1.0)
     assert torch.equal(model.from_latent(z, 1).detach(), before)
 
 
@@ -113,11 +114,12 @@ def test_replayed_minibatches_read_the_encoded_buffer_under_the_scaled_constants
     z = rep[0][0].source.entry(rep[0][0].idx)
     assert z.shape[1] == ctx.data.spikes.nb_steps // 2
     assert torch.equal(z, replay.buffer.encoded(rep[0][0].idx))
-    alpha, threshold = ctx.model.alpha, ctx.model.threshold
+    lif = ctx.model.neurons[-1]
+    alpha, threshold = lif.alpha, lif.threshold
     with short.minibatch_context(ctx, rep[0]):
-        assert ctx.model.alpha == alpha ** 2 and ctx.model.threshold == 0.5 * threshold
+        assert lif.alpha == alpha ** 2 and lif.threshold == 0.5 * threshold
         assert ctx.optimizer.param_groups[0]["lr"] == 0.25 * 1e-2
-    assert ctx.model.alpha == alpha and ctx.optimizer.param_groups[0]["lr"] == 1e-2
+    assert lif.alpha == alpha and ctx.optimizer.param_groups[0]["lr"] == 1e-2
     with pytest.raises(ValueError, match="mixes"):
         short.minibatch_context(ctx, [*rep[0], *new[0]])
 
@@ -148,4 +150,4 @@ def test_the_loop_trains_replayed_minibatches_short(mix):
     strategy(mix, epochs=1, steps=steps).learn(ctx, 1)
     t = ctx.data.spikes.nb_steps
     assert {(r, n, lr) for r, n, lr in steps.seen} == {(False, t, 1e-2), (True, t // 2, 0.25 * 1e-2)}
-    assert ctx.model.alpha == RSNN(nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4).alpha
+    assert ctx.model.neurons[-1].alpha == make_model(nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4).neurons[-1].alpha

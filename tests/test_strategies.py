@@ -18,7 +18,7 @@ from spikecl.cl.sources import CachedLatents, RawSource
 from spikecl.data import ClassIncremental, Partition, Progressive
 from spikecl.engine import Part, minibatches
 from spikecl.errors import ConfigError
-from spikecl.models.lif import RSNN
+from tests.model_config import make_model
 from tests.factories import clustered_dataset
 
 
@@ -26,7 +26,7 @@ def make_ctx(split=None, seed=0, ratio=1, codec="or_impulse", input_codec="sum_i
     data = clustered_dataset()
     tasks = (split or ClassIncremental(3)).tasks(data, Partition("merged", 0.25), seed)
     torch.manual_seed(seed)
-    model = RSNN(nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4, weight_scale=5.0)
+    model = make_model(nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4, weight_scale=5.0)
     epochs = []
     return Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"),
                    compression=Compression(ratio, codec, input_codec), seed=seed,

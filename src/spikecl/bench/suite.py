@@ -34,8 +34,8 @@ from spikecl.cli import config_dir
 from spikecl.errors import ConfigError
 from spikecl.data import SpikeDataset, load_dataset
 from spikecl.engine import Part, evaluate, frozen_except
-from spikecl.models.lif import RSNN, class_scores
-from spikecl.models.lif_reference import reference_forward, reference_loss
+from spikecl.models import RSNN, class_scores
+from spikecl.models.reference import reference_forward, reference_loss
 
 log = logging.getLogger(__name__)
 
