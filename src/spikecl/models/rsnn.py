@@ -55,7 +55,8 @@ class RSNN(nn.Module):
         hidden: widths of the hidden layers.
         nb_outputs: readout units (classes).
         recurrent: whether hidden layers have recurrent weights V.
-        weight_scale: every weight matrix ~ N(0, (weight_scale / sqrt(fan_in))^2).
+        weight_scale: every hidden layer's weight matrix (W, V) ~ N(0, (weight_scale / sqrt(fan_in))^2).
+        readout_scale: the same for W_out.
         neuron: builds one layer's neurons, called as ``neuron(width=H)`` (a class or ``functools.partial``;
             the config's ``model.neuron`` with ``_partial_: true``).
         readout: the readout filters.
@@ -65,14 +66,15 @@ class RSNN(nn.Module):
     """
 
     def __init__(self, *, nb_inputs: int, hidden: Sequence[int], nb_outputs: int, recurrent: bool,
-                 weight_scale: float, neuron: Callable[..., Neuron], readout: LeakyReadout) -> None:
+                 weight_scale: float, readout_scale: float, neuron: Callable[..., Neuron],
+                 readout: LeakyReadout) -> None:
         super().__init__()
         if nb_outputs is None:
             raise ValueError("RSNN needs nb_outputs (model.nb_outputs: null is filled in from the data set)")
-        _check_args(nb_inputs, hidden, nb_outputs, recurrent, weight_scale)
+        _check_args(nb_inputs, hidden, nb_outputs, recurrent, weight_scale, readout_scale)
         self.sizes = [int(nb_inputs), *[int(h) for h in hidden]]
         self.nb_outputs = int(nb_outputs)
-        self.weight_scale = float(weight_scale)
+        self.weight_scale, self.readout_scale = float(weight_scale), float(readout_scale)
         self.w = nn.ParameterList(nn.Parameter(torch.empty(a, b)) for a, b in zip(self.sizes[:-1], self.sizes[1:]))
         self.v = nn.ParameterList(nn.Parameter(torch.empty(h, h)) for h in self.sizes[1:]) if recurrent else None
         self.w_out = nn.Parameter(torch.empty(self.sizes[-1], self.nb_outputs))
@@ -91,11 +93,13 @@ class RSNN(nn.Module):
         return self.w_out.device
 
     def reset_parameters(self) -> None:
-        """Every weight matrix ~ N(0, (weight_scale / sqrt(fan_in))^2), fan_in being its first dimension, in the
-        order of ``parameters()`` (W_out, W_1.., V_1..: a module's own parameters come before its lists'); then
-        each layer's neurons draw their own parameters."""
+        """Every weight matrix ~ N(0, (scale / sqrt(fan_in))^2), fan_in being its first dimension and scale
+        ``readout_scale`` for W_out, ``weight_scale`` for the others, in the order of ``parameters()`` (W_out,
+        W_1.., V_1..: a module's own parameters come before its lists'); then each layer's neurons draw their
+        own parameters."""
         with torch.no_grad():
-            for p in [self.w_out, *self.w, *(self.v if self.v is not None else [])]:
+            self.w_out.normal_(0.0, self.readout_scale / math.sqrt(self.w_out.shape[0]))
+            for p in [*self.w, *(self.v if self.v is not None else [])]:
                 p.normal_(0.0, self.weight_scale / math.sqrt(p.shape[0]))
         for neurons in self.neurons:
             neurons.reset_parameters()
@@ -290,7 +294,8 @@ def _build_neurons(neuron: Callable[..., Neuron], widths: Sequence[int]) -> list
     return layers
 
 
-def _check_args(nb_inputs: int, hidden: Sequence[int], nb_outputs: int, recurrent: bool, weight_scale: float) -> None:
+def _check_args(nb_inputs: int, hidden: Sequence[int], nb_outputs: int, recurrent: bool, weight_scale: float,
+                readout_scale: float) -> None:
     """One-line errors for arguments a config can get wrong."""
     checks.integer("nb_inputs", nb_inputs, 1)
     if not hidden:
@@ -300,3 +305,4 @@ def _check_args(nb_inputs: int, hidden: Sequence[int], nb_outputs: int, recurren
     checks.integer("nb_outputs", nb_outputs, 1)
     checks.boolean("recurrent", recurrent)
     checks.number("weight_scale", weight_scale)
+    checks.number("readout_scale", readout_scale)
