@@ -115,3 +115,28 @@ def test_cost_on_the_default_test_set():
     seconds = time.perf_counter() - start
     print(f"\nmeasured {len(spikes)} samples in {seconds:.2f} s ({100 * seconds / 180:.2f} % of a 180 s default run)")
     assert math.isfinite(m["synops_inference"]) and m["samples"] == 224
+
+
+def test_neuron_updates_are_counted_apart_from_synaptic_operations():
+    # hand_net: T = 6 steps, layers of 3 and 2 LIF neurons (syn and mem: 2 state variables), 2 readout classes
+    # (flt and out); training at depth 1 updates layer 2 and the readout only
+    net = hand_net()
+    m = synops_metrics(net, count_activity(net, hand_input()), train_depth=1)
+    assert (m["neuron_updates_l1"], m["neuron_updates_l2"], m["neuron_updates_readout"]) == (36, 24, 24)
+    assert m["neuron_updates_inference"] == 84 and m["neuron_updates_train_depth"] == 48
+    assert m["synops_inference"] == 19  # unchanged by them
+
+
+def test_adlif_activity_is_the_models_own_and_counts_its_adaptation():
+    data = clustered_dataset(n_per_class=4, steps=20, units=24)
+    torch.manual_seed(0)
+    net = make_model("adlif", nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=12.0)
+    x = data.spikes.dense(np.arange(len(data)))
+    counts = count_activity(net, x)
+    with torch.no_grad():
+        for k in (1, 2):
+            assert float(counts.spikes[k - 1].sum()) == float(net.latent(x, k).sum()) > 0
+    m = synops_metrics(net, counts)
+    assert m["neuron_updates_l1"] == 20 * 16 * 2 and m["neuron_updates_l2"] == 20 * 12 * 2  # mem and adapt
+    from_stored = count_activity(net, net.latent(x, 1).bool(), depth=1)
+    assert torch.equal(from_stored.spikes[0], counts.spikes[1])
