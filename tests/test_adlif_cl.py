@@ -97,3 +97,10 @@ def _keys(state, prefix=""):
         yield f"{prefix}{k}"
         if isinstance(v, dict):
             yield from _keys(v, f"{prefix}{k}.")
+
+
+def test_short_time_replay_runs_with_adlif(compose_cfg, tmp_path):
+    # replayed minibatches run T / 2 steps under the model's time_scaled: alpha^2, beta^2 in every adLIF layer
+    cfg = compose_cfg(*ADLIF, "plugin=short_replay", "strategy.plugins.replay.mix=interleaved", "compression=1to2")
+    summary = run(cfg, tmp_path / "run")
+    assert summary["status"] == "completed" and "short_replay" in summary["plugins"]
