@@ -22,11 +22,12 @@ from tests.model_config import make_model
 ADLIF = ["model=adlif", "model.hidden=[32,24,16]", "model.weight_scale=12.0", "model.readout_scale=0.5"]
 
 
-def make_ctx(seed=0):
+def make_ctx(seed=0, dropout=0.0):
     data = clustered_dataset()
     tasks = ClassIncremental(3).tasks(data, Partition("merged", 0.25), seed)
     torch.manual_seed(seed)
-    model = make_model("adlif", nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4, weight_scale=12.0, readout_scale=1.0)
+    model = make_model("adlif", nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4, weight_scale=12.0, readout_scale=1.0,
+                       dropout=dropout)
     return Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"),
                    compression=Compression(1, "or_impulse", "sum_impulse"), seed=seed)
 
@@ -37,13 +38,13 @@ def strategy(stores: str, depth: int) -> Strategy:
                     optimizer=partial(torch.optim.Adamax, lr=1e-2, betas=(0.9, 0.999)))
 
 
-@pytest.mark.parametrize("depth", [0, 1, 2, 3])
-def test_uncompressed_latent_replay_equals_rehearsal_through_frozen_layers(depth):
+@pytest.mark.parametrize("depth,dropout", [(0, 0.0), (1, 0.0), (2, 0.0), (3, 0.0), (1, 0.2)])
+def test_uncompressed_latent_replay_equals_rehearsal_through_frozen_layers(depth, dropout):
     # replaying the activity stored at depth d is replaying the raw inputs through the frozen layers below
-    # d, the adLIF neurons' own parameters included (frozen below d, trained above)
+    # d, the adLIF neurons' own parameters included (frozen below d, trained above), with dropout too
     weights = []
     for stores in ("latent", "raw"):
-        ctx = make_ctx()
+        ctx = make_ctx(dropout=dropout)
         with torch.no_grad():
             spikes = ctx.model.hidden_spikes(torch.as_tensor(ctx.data.spikes.dense(np.arange(8))))
         assert all(0 < float(s.mean()) < 0.5 for s in spikes), "the test needs spiking activity"

@@ -112,7 +112,7 @@ def test_bad_adlif_arguments_are_one_line_errors(key, value, message):
 
 def test_a_bad_neuron_argument_names_its_key_in_the_model():
     args = {"nb_inputs": 4, "hidden": [3], "nb_outputs": 2, "recurrent": True, "weight_scale": 1.0,
-            "readout_scale": 1.0, "readout": LeakyReadout(dt=1.0, tau_syn=5.0, tau_mem=10.0)}
+            "readout_scale": 1.0, "dropout": 0.0, "readout": LeakyReadout(dt=1.0, tau_syn=5.0, tau_mem=10.0)}
     with pytest.raises(ConfigError, match=r"^neuron.threshold=-1.0 is not valid"):
         RSNN(**args, neuron=partial(AdLIF, tau_mem=[5, 25], tau_adapt=[30, 120], a=[0, 1], b=[0, 2],
                                     threshold=-1.0, surrogate_scale=10.0))
@@ -288,3 +288,22 @@ def test_the_model_scales_every_layer_and_the_readout_inside_the_block_only(kind
         assert m.readout.beta == pytest.approx(math.exp(-0.1) ** 3)
     assert not torch.equal(scaled, before)
     assert torch.equal(m.from_latent(z, 1).detach(), before)
+
+
+def test_dropout_acts_while_training_only():
+    torch.manual_seed(0)
+    m = make_model("adlif", nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=12.0, dropout=0.3)
+    plain = make_model("adlif", nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=12.0, dropout=0.0)
+    plain.load_state_dict(m.state_dict())
+    x = (torch.rand(4, 20, 24) < 0.2).float()
+    with torch.no_grad():  # no autograd: no dropout, even in training mode
+        assert torch.equal(m(x), plain(x))
+    m.eval()
+    assert torch.equal(m(x), plain(x))
+    m.train()
+    out, spikes = m.from_latent(m.input_current(x), 0, return_spikes=True)
+    _, plain_spikes = plain.from_latent(plain.input_current(x), 0, return_spikes=True)
+    assert not torch.equal(out, plain(x))
+    assert set(spikes.unique().tolist()) <= {0.0, 1.0}  # the layer's own spikes are returned, not the dropped
+    with pytest.raises(ConfigError, match="dropout=1.0 is not valid"):
+        make_model(dropout=1.0)

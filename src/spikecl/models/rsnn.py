@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spikecl.errors import ConfigError
@@ -57,6 +58,9 @@ class RSNN(nn.Module):
         recurrent: whether hidden layers have recurrent weights V.
         weight_scale: every hidden layer's weight matrix (W, V) ~ N(0, (weight_scale / sqrt(fan_in))^2).
         readout_scale: the same for W_out.
+        dropout: while training (``model.train()`` with autograd on), each hidden layer's spikes that feed the
+            next trained product (the next layer, the readout; stored spikes too) are zeroed with this
+            probability and the others scaled by 1 / (1 - dropout); 0: never (the paper).
         neuron: builds one layer's neurons, called as ``neuron(width=H)`` (a class or ``functools.partial``;
             the config's ``model.neuron`` with ``_partial_: true``).
         readout: the readout filters.
@@ -66,12 +70,15 @@ class RSNN(nn.Module):
     """
 
     def __init__(self, *, nb_inputs: int, hidden: Sequence[int], nb_outputs: int, recurrent: bool,
-                 weight_scale: float, readout_scale: float, neuron: Callable[..., Neuron],
+                 weight_scale: float, readout_scale: float, dropout: float, neuron: Callable[..., Neuron],
                  readout: LeakyReadout) -> None:
         super().__init__()
         if nb_outputs is None:
             raise ValueError("RSNN needs nb_outputs (model.nb_outputs: null is filled in from the data set)")
         _check_args(nb_inputs, hidden, nb_outputs, recurrent, weight_scale, readout_scale)
+        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+            raise ConfigError(f"dropout={dropout!r} is not valid; it must be a number in [0, 1), e.g. 0.1")
+        self.dropout = float(dropout)
         self.sizes = [int(nb_inputs), *[int(h) for h in hidden]]
         self.nb_outputs = int(nb_outputs)
         self.weight_scale, self.readout_scale = float(weight_scale), float(readout_scale)
@@ -189,8 +196,8 @@ class RSNN(nn.Module):
         ``z`` is float, or bool for spikes (d >= 1). With ``return_spikes`` also returns the last hidden
         layer's spikes [B, T, H_L] (for regularisers).
         """
-        spikes, events, _ = self._above(z, depth, float_entry=return_spikes)
-        out = self.readout(self._project(spikes, events, self.w_out)).transpose(0, 1)
+        spikes, fed, events, _ = self._above(z, depth, float_entry=return_spikes)
+        out = self.readout(self._project(fed, events, self.w_out)).transpose(0, 1)
         return (out, spikes.transpose(0, 1)) if return_spikes else out
 
     def hidden_spikes(self, x: Tensor, depth: int | None = None, nb_steps: int | None = None) -> list[Tensor]:
@@ -233,10 +240,11 @@ class RSNN(nn.Module):
     # ------------------------------------------------------------------------------------------ inside
 
     def _above(self, z: Tensor, depth: int, keep: bool = False,
-               float_entry: bool = False) -> tuple[Tensor, Events | None, list[Tensor]]:
+               float_entry: bool = False) -> tuple[Tensor, Tensor, Events | None, list[Tensor]]:
         """Run the hidden layers above ``depth`` from the activity there, [B, T, H_depth]: the last layer's
-        time-major spikes, their events, and (with ``keep``) every layer's spikes. ``float_entry``: stored
-        spikes at depth L are returned as float (they are the last layer's spikes)."""
+        time-major spikes, what of them feeds the readout (after dropout) and its events, and (with ``keep``)
+        every layer's spikes. ``float_entry``: stored spikes at depth L are returned as float (they are the
+        last layer's spikes)."""
         self._check_depth(depth)
         z = z.transpose(0, 1)  # time-major from here on: every step is a [B, H] block
         if depth == 0:
@@ -244,13 +252,27 @@ class RSNN(nn.Module):
             layers = [spikes]
         else:  # stored activity may be decoded spike counts, not only 0/1
             events = Events.of_spikes(z, self._consumer_width(depth - 1), binary=False)
-            as_float = events is None or (float_entry and depth == self.nb_layers)
+            as_float = events is None or (float_entry and depth == self.nb_layers) or self._dropping()
             spikes = z.to(self.w_out.dtype) if as_float and not z.is_floating_point() else z
             layers = []
+        fed, events = self._drop(spikes, events, max(depth, 1) - 1)
         for k in range(max(depth, 1), self.nb_layers):
-            spikes, events = self._layer(self._project(spikes, events, self.w[k]), k)
+            spikes, events = self._layer(self._project(fed, events, self.w[k]), k)
+            fed, events = self._drop(spikes, events, k)
             layers.append(spikes)
-        return spikes, events, layers if keep else []
+        return spikes, fed, events, layers if keep else []
+
+    def _dropping(self) -> bool:
+        """Whether this forward pass drops spikes (training with dropout)."""
+        return self.dropout > 0 and self.training and torch.is_grad_enabled()
+
+    def _drop(self, spikes: Tensor, events: Events | None, k: int) -> tuple[Tensor, Events | None]:
+        """Layer k's spikes (0-based) as they feed the next product, with their events: dropped out while
+        training (:attr:`dropout`), else as they are."""
+        if not self._dropping():
+            return spikes, events
+        fed = F.dropout(spikes, self.dropout, training=True)
+        return fed, Events.of_spikes(fed, self._consumer_width(k), binary=False)
 
     def _layer(self, current: Tensor, k: int, consumed: bool = True) -> tuple[Tensor, Events | None]:
         """Spikes [T, B, H] of hidden layer k (0-based) from its time-major feed-forward current, and their
