@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from spikecl.bench.__main__ import main
-from spikecl.bench.measure import measure
+from spikecl.bench.measure import measure, measure_pair
 from spikecl.bench.shd_files import write_random_shd_pair
 from spikecl.bench.suite import Settings, bench_dataset, compose_config
 from spikecl.data import files, load_dataset
@@ -100,3 +100,11 @@ def test_quick_benchmark_of_the_adlif_model(tmp_path, capsys):
 def test_an_unknown_model_preset_is_one_line():
     with pytest.raises(SystemExit, match="--model lstm is not valid; allowed: .*adlif.*rsnn"):
         main(["--quick", "--model", "lstm"])
+
+
+def test_paired_timing_alternates_the_two_sides():
+    calls = []
+    ref, fast = measure_pair(lambda: calls.append("r"), lambda: calls.append("f"), samples=4,
+                             device=torch.device("cpu"), warmup=1, repeats=3)
+    assert "".join(calls) == "rf" * 4 and len(ref.seconds) == len(fast.seconds) == 3
+    assert ref.peak_memory_bytes > 0 and fast.samples_per_s == pytest.approx(4 / fast.median)

@@ -1,6 +1,8 @@
 """The benchmark cases: spikecl against the straightforward reference, side by side in one process.
 
-Both sides start every case from the same weights (copies of one model) and see the same minibatches.
+Both sides start every case from the same weights (copies of one model) and see the same minibatches; their
+timed repeats alternate (:func:`~spikecl.bench.measure.measure_pair`), so both see the same load of a shared
+machine.
 The reference gets its dense input batches prepared outside the timed region; spikecl's timings cover its
 whole engine path (batches built from the compact event list, entry activity, loss, backward, optimiser
 step), as :meth:`spikecl.cl.Strategy.train_epoch` and :func:`spikecl.engine.evaluate` run it.
@@ -26,7 +28,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from spikecl.bench.measure import PeakMemory, Timing, measure, synchronize
+from spikecl.bench.measure import PeakMemory, Timing, measure_pair, synchronize
 from spikecl.bench.shd_files import write_random_shd_pair
 from spikecl.cl import Context, Strategy
 from spikecl.cl.sources import CachedLatents, RawSource
@@ -223,16 +225,15 @@ def model_cases(cfg: DictConfig, data: SpikeDataset, settings: Settings, device:
     rows = []
 
     ref_model, fast_model = copy.deepcopy(base), copy.deepcopy(base)
-    ref = measure(reference_train(ref_model, xs, ys, None, settings.lr), n, **timed)
     source = RawSource(fast_model, data.spikes, idx, data.labels, 0, device)
-    fast = measure(spikecl_train(fast_model, data, source, batches, 0, list(fast_model.parameters()), settings.lr,
-                                 device), n, **timed)
+    ref, fast = measure_pair(reference_train(ref_model, xs, ys, None, settings.lr),
+                             spikecl_train(fast_model, data, source, batches, 0, list(fast_model.parameters()),
+                                           settings.lr, device), n, **timed)
     rows.append(case("pretrain", "pretraining step: all weights trained from raw input", ref, fast,
                      targets.get("pretrain")))
 
     for depth in settings.depths:
         ref_model, fast_model = copy.deepcopy(base), copy.deepcopy(base)
-        ref = measure(reference_train(ref_model, xs, ys, depth, settings.lr), n, **timed)
         memory = PeakMemory(device)
         memory.reset()
         start = time.perf_counter()
@@ -241,8 +242,9 @@ def model_cases(cfg: DictConfig, data: SpikeDataset, settings: Settings, device:
         build = Timing(n, [time.perf_counter() - start], memory.read(), memory.at_start, memory.kind,
                        threads=torch.get_num_threads())
         # the cached samples are idx = 0..n-1, so their positions in the cache are the batches themselves
-        fast = measure(spikecl_train(fast_model, data, cached, batches, depth, fast_model.layer_parameters(depth),
-                                     settings.lr, device), n, **timed)
+        ref, fast = measure_pair(reference_train(ref_model, xs, ys, depth, settings.lr),
+                                 spikecl_train(fast_model, data, cached, batches, depth,
+                                               fast_model.layer_parameters(depth), settings.lr, device), n, **timed)
         rows.append(case(f"latent_replay_d{depth}",
                          f"latent-replay step at depth {depth}: reference recomputes the frozen layers, "
                          "spikecl trains from latents cached once per phase", ref, fast,
@@ -251,8 +253,9 @@ def model_cases(cfg: DictConfig, data: SpikeDataset, settings: Settings, device:
                          None, build))
 
     model = copy.deepcopy(base)
-    ref = measure(reference_inference(model, xs), n, **timed)
-    fast = measure(lambda: evaluate(model, data.spikes, data.labels, idx, settings.batch_size, device), n, **timed)
+    ref, fast = measure_pair(reference_inference(model, xs),
+                             lambda: evaluate(model, data.spikes, data.labels, idx, settings.batch_size, device),
+                             n, **timed)
     rows.append(case("inference", "evaluation without autograd (reference: torch.no_grad, dense input)", ref,
                      fast, targets.get("inference")))
     return rows, notes
