@@ -156,7 +156,7 @@ def active_adlif_model(device="cpu", recurrent=True, seed=0):
     """A small adLIF network whose every layer spikes, and sparse count input."""
     torch.manual_seed(seed)
     m = make_model("adlif", nb_inputs=60, hidden=[40, 30, 20], nb_outputs=5, weight_scale=12.0,
-                   recurrent=recurrent).to(device)
+                   recurrent=recurrent, dropout=0.0).to(device)  # the step-by-step network has no dropout
     x = ((torch.rand(6, 30, 60) < 0.15).float() * torch.randint(1, 3, (6, 30, 60))).to(device)
     y = torch.randint(0, 5, (6,)).to(device)
     return m, x, y

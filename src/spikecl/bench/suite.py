@@ -210,6 +210,7 @@ def model_cases(cfg: DictConfig, data: SpikeDataset, settings: Settings, device:
     targets = TARGETS.get(settings.model, {})
     torch.manual_seed(settings.seed)
     extra = {} if settings.weight_scale is None else {"weight_scale": settings.weight_scale}
+    extra["dropout"] = 0.0  # the reference has none: both sides do the same work
     if settings.hidden is not None:
         extra["hidden"] = list(settings.hidden)
     base: RSNN = instantiate(cfg.model, nb_outputs=data.num_classes, **extra).to(device)
