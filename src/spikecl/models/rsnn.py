@@ -75,9 +75,7 @@ class RSNN(nn.Module):
         super().__init__()
         if nb_outputs is None:
             raise ValueError("RSNN needs nb_outputs (model.nb_outputs: null is filled in from the data set)")
-        _check_args(nb_inputs, hidden, nb_outputs, recurrent, weight_scale, readout_scale)
-        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
-            raise ConfigError(f"dropout={dropout!r} is not valid; it must be a number in [0, 1), e.g. 0.1")
+        _check_args(nb_inputs, hidden, nb_outputs, recurrent, weight_scale, readout_scale, dropout)
         self.dropout = float(dropout)
         self.sizes = [int(nb_inputs), *[int(h) for h in hidden]]
         self.nb_outputs = int(nb_outputs)
@@ -317,7 +315,7 @@ def _build_neurons(neuron: Callable[..., Neuron], widths: Sequence[int]) -> list
 
 
 def _check_args(nb_inputs: int, hidden: Sequence[int], nb_outputs: int, recurrent: bool, weight_scale: float,
-                readout_scale: float) -> None:
+                readout_scale: float, dropout: float) -> None:
     """One-line errors for arguments a config can get wrong."""
     checks.integer("nb_inputs", nb_inputs, 1)
     if not hidden:
@@ -328,3 +326,5 @@ def _check_args(nb_inputs: int, hidden: Sequence[int], nb_outputs: int, recurren
     checks.boolean("recurrent", recurrent)
     checks.number("weight_scale", weight_scale)
     checks.number("readout_scale", readout_scale)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ConfigError(f"dropout={dropout!r} is not valid; it must be a number in [0, 1), e.g. 0.1")
