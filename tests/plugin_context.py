@@ -7,7 +7,8 @@ import torch
 
 from spikecl.cl.context import Context
 from spikecl.data import Task
-from spikecl.models.lif import RSNN
+from spikecl.models import RSNN
+from tests.model_config import make_model
 
 
 class TensorSource:
@@ -50,7 +51,7 @@ def toy_context(ratio: int = 2) -> Context:
     data = clustered_dataset()
     tasks = ClassIncremental(new_class=3).tasks(data, Partition("merged", 0.25), 0)
     torch.manual_seed(0)
-    model = RSNN(nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4, weight_scale=5.0)
+    model = make_model(nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4, weight_scale=5.0)
     return Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"), seed=0,
                    compression=Compression(ratio=ratio, codec="or_impulse", input_codec="sum_impulse",
                                                current_dtype="float32"))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from spikecl.bench.__main__ import main
-from spikecl.bench.measure import measure
+from spikecl.bench.measure import measure, measure_pair
 from spikecl.bench.shd_files import write_random_shd_pair
 from spikecl.bench.suite import Settings, bench_dataset, compose_config
 from spikecl.data import files, load_dataset
@@ -82,3 +82,29 @@ def test_measure_keeps_the_fastest_thread_count_and_restores_the_setting():
                      warmup=0, repeats=2, threads=(1, 2))
     assert seen == [1, 1, 2, 2] and timing.threads in (1, 2)
     assert torch.get_num_threads() == before
+
+
+def test_quick_benchmark_of_the_adlif_model(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    main(["--quick", "--device", "cpu", "--model", "adlif", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["settings"]["model"] == "adlif"
+    assert [c["name"] for c in result["cases"]] == CASES
+    targets = {c["name"]: c["target_speedup"] for c in result["cases"]}
+    assert targets["pretrain"] == 3.0 and targets["inference"] == 2.0 and targets["latent_replay_d2"] is None
+    eq = result["equivalence"]
+    assert eq["last_layer_spike_mismatches"] == 0 and eq["grad_max_rel_diff"] < 1e-3
+    assert "model adlif" in capsys.readouterr().out
+
+
+def test_an_unknown_model_preset_is_one_line():
+    with pytest.raises(SystemExit, match="--model lstm is not valid; allowed: .*adlif.*rsnn"):
+        main(["--quick", "--model", "lstm"])
+
+
+def test_paired_timing_alternates_the_two_sides():
+    calls = []
+    ref, fast = measure_pair(lambda: calls.append("r"), lambda: calls.append("f"), samples=4,
+                             device=torch.device("cpu"), warmup=1, repeats=3)
+    assert "".join(calls) == "rf" * 4 and len(ref.seconds) == len(fast.seconds) == 3
+    assert ref.peak_memory_bytes > 0 and fast.samples_per_s == pytest.approx(4 / fast.median)

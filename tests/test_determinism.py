@@ -23,11 +23,12 @@ TRAIN = """
 import sys
 import torch
 import torch.nn.functional as F
-from spikecl.models.lif import RSNN, class_scores
+from spikecl.models import class_scores
+from tests.model_config import make_model
 
 torch.set_num_threads(int(sys.argv[1]))
 torch.manual_seed(0)
-model = RSNN(nb_inputs=700, hidden=[200, 100, 50], nb_outputs=20, weight_scale=0.5)
+model = make_model(nb_inputs=700, hidden=[200, 100, 50], nb_outputs=20, weight_scale=0.5)
 optimizer = torch.optim.Adamax(model.parameters(), lr=2e-3)
 g = torch.Generator().manual_seed(1)
 losses = []
@@ -50,7 +51,8 @@ torch.save({"losses": torch.stack(losses), "out": out, **model.state_dict()}, sy
 def train_with_threads(threads: int, path: Path) -> dict[str, torch.Tensor]:
     # spinning OpenMP waiters would make more threads than cores crawl on a shared machine; the subprocess
     # imports the same spikecl as this one
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(Path(spikecl.__file__).parents[1])}
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": os.pathsep.join(
+        [str(Path(spikecl.__file__).parents[1]), str(Path(__file__).parents[1])])}
     subprocess.run([sys.executable, "-c", TRAIN, str(threads), str(path)], env=env, check=True, timeout=600)
     return torch.load(path, weights_only=True)
 

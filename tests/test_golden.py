@@ -10,7 +10,7 @@ functions on AVX2 than without), and spike thresholds amplify such rounding with
   buffer's samples and bytes, the splits (sizes and indices), the binned input of the first minibatch, the
   order of the minibatches (0.1's streams) and which of their samples are replayed;
 - to rounding: the first optimiser steps of pretraining against the float64 step-by-step reference
-  (:mod:`spikecl.models.lif_reference`) from the same weights (class scores, loss and gradients, on the
+  (:mod:`spikecl.models.reference`) from the same weights (class scores, loss and gradients, on the
   samples that no rounding can give another spike: :data:`MARGIN`), and every update of pretraining and
   of continual learning against Adamax written out; the initial weights and the readout columns drawn for
   the new classes against ``tests/golden/first_steps.json``, recorded with this code (which gave 0.1's
@@ -37,7 +37,7 @@ from hydra import compose, initialize_config_dir
 from spikecl.cli import config_dir
 from spikecl.models import RSNN, class_scores
 from spikecl.utils.streams import minibatch_order
-from spikecl.models.lif_reference import lif_layer, reference_forward, reference_loss
+from spikecl.models.reference import reference_forward, reference_layer, reference_loss
 from spikecl.run import run
 from tests import step_spy
 
@@ -244,8 +244,10 @@ def _membrane_margins(model: RSNN, x: torch.Tensor) -> torch.Tensor:
         current = torch.einsum("btu,uh->tbh", x, model.w[0])
         for k in range(model.nb_layers):
             v = model.v[k] if model.v is not None else None
-            spikes, mems = lif_layer(current, v, model.alpha, model.beta, model.threshold, model.surrogate_scale)
-            margins = torch.minimum(margins, (mems - model.threshold).abs().amin(dim=(0, 2)))
+            neuron = model.neurons[k]
+            spikes, states = reference_layer(neuron, current, v)
+            mems = states[neuron.state_names.index("mem")]
+            margins = torch.minimum(margins, (mems - neuron.threshold).abs().amin(dim=(0, 2)))
             if k + 1 < model.nb_layers:
                 current = spikes @ model.w[k + 1]
     return margins

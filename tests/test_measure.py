@@ -11,14 +11,15 @@ import torch
 
 from spikecl.measure import (compare_replay, count_activity, count_dataset, firing_metrics, measure,
                              synops_metrics)
-from spikecl.models.lif import RSNN
+from spikecl.models import RSNN
+from tests.model_config import make_model
 from tests.factories import binned_from_dense, clustered_dataset
 
 
 def hand_net() -> RSNN:
     """2 inputs -> 3 -> 2 LIF neurons -> 2 outputs with both filters instantaneous (alpha = beta = 0): an input
     above threshold at step t makes a spike at t + 2, and the tiny recurrent weights change no spike."""
-    net = RSNN(nb_inputs=2, hidden=[3, 2], nb_outputs=2, tau_syn=1e-6, tau_mem=1e-6)
+    net = make_model(nb_inputs=2, hidden=[3, 2], nb_outputs=2, neuron={"tau_syn": 1e-6, "tau_mem": 1e-6})
     with torch.no_grad():
         net.w[0].copy_(torch.tensor([[2.0, 2.0, 0.0], [0.0, 0.0, 2.0]]))    # fan-out 2, 1
         net.w[1].copy_(torch.tensor([[1.5, 0.0], [0.0, 0.5], [0.0, 0.5]]))  # fan-out 1, 1, 1
@@ -74,7 +75,7 @@ def test_counts_above_one_are_macs_and_latent_entry_matches():
 
 def test_sparse_input_batches_and_model_spikes_agree():
     data = clustered_dataset(n_per_class=6, steps=20, units=24)
-    net = RSNN(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=3.0)
+    net = make_model(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=3.0)
     idx = np.arange(len(data))
     whole = count_activity(net, data.spikes.dense(idx))
     pooled = count_dataset(net, data.spikes, idx, batch_size=7)
@@ -90,7 +91,7 @@ def test_sparse_input_batches_and_model_spikes_agree():
 
 def test_replay_comparison_rates():
     data = clustered_dataset(n_per_class=4, steps=20, units=24)
-    net = RSNN(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=3.0)
+    net = make_model(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=3.0)
     x = data.spikes.dense(np.arange(len(data)))
     rows = compare_replay(net, x, depth=1, ratios=[1, 4], codecs=["or_impulse", "count_burst"])
     assert [(r["ratio"], r["codec"]) for r in rows] == [(1, "or_impulse"), (1, "count_burst"),
@@ -108,9 +109,34 @@ def test_cost_on_the_default_test_set():
     rng = np.random.default_rng(0)
     x = (rng.random((224, 100, 700)) < 0.02).astype(np.uint8)  # the embedded test set: 20 % of 1,120 samples
     spikes = binned_from_dense(x)
-    net = RSNN(weight_scale=2.0)
+    net = make_model(weight_scale=2.0)
     start = time.perf_counter()
     m = measure(net, spikes, np.arange(len(spikes)), step_seconds=0.014, train_depth=1)
     seconds = time.perf_counter() - start
     print(f"\nmeasured {len(spikes)} samples in {seconds:.2f} s ({100 * seconds / 180:.2f} % of a 180 s default run)")
     assert math.isfinite(m["synops_inference"]) and m["samples"] == 224
+
+
+def test_neuron_updates_are_counted_apart_from_synaptic_operations():
+    # hand_net: T = 6 steps, layers of 3 and 2 LIF neurons (syn and mem: 2 state variables), 2 readout classes
+    # (flt and out); training at depth 1 updates layer 2 and the readout only
+    net = hand_net()
+    m = synops_metrics(net, count_activity(net, hand_input()), train_depth=1)
+    assert (m["neuron_updates_l1"], m["neuron_updates_l2"], m["neuron_updates_readout"]) == (36, 24, 24)
+    assert m["neuron_updates_inference"] == 84 and m["neuron_updates_train_depth"] == 48
+    assert m["synops_inference"] == 19  # unchanged by them
+
+
+def test_adlif_activity_is_the_models_own_and_counts_its_adaptation():
+    data = clustered_dataset(n_per_class=4, steps=20, units=24)
+    torch.manual_seed(0)
+    net = make_model("adlif", nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=12.0)
+    x = data.spikes.dense(np.arange(len(data)))
+    counts = count_activity(net, x)
+    with torch.no_grad():
+        for k in (1, 2):
+            assert float(counts.spikes[k - 1].sum()) == float(net.latent(x, k).sum()) > 0
+    m = synops_metrics(net, counts)
+    assert m["neuron_updates_l1"] == 20 * 16 * 2 and m["neuron_updates_l2"] == 20 * 12 * 2  # mem and adapt
+    from_stored = count_activity(net, net.latent(x, 1).bool(), depth=1)
+    assert torch.equal(from_stored.spikes[0], counts.spikes[1])

@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from spikecl.models import lif
-from spikecl.models.lif import RSNN, LIFRecurrence, class_scores, lif_spikes, readout_kernel
-from spikecl.models.lif_reference import lif_layer, reference_forward, reference_loss
+from spikecl.models import RSNN, class_scores
+from spikecl.models.neurons import LIF, base
+from spikecl.models.neurons.lif import LIFRecurrence, lif_spikes
+from spikecl.models.readout import readout_kernel
+from spikecl.models.reference import reference_forward, reference_layer, reference_loss
 from spikecl.models.sparse import EventProjection, Events, group_by_column_numpy, group_by_column_torch
+from tests.model_config import make_model
 
 A, B = math.exp(-0.2), math.exp(-0.1)  # alpha, beta for dt 1 ms, tau_syn 5 ms, tau_mem 10 ms
 
@@ -29,7 +32,7 @@ def one_thread():
 
 def tiny_model() -> RSNN:
     """1 input -> 2 recurrent LIF units -> 1 readout, with chosen weights."""
-    m = RSNN(nb_inputs=1, hidden=[2], nb_outputs=1)
+    m = make_model(nb_inputs=1, hidden=[2], nb_outputs=1)
     with torch.no_grad():
         m.w[0].copy_(torch.tensor([[1.5, 0.5]]))
         m.v[0].copy_(torch.tensor([[0.0, 2.0], [0.0, 0.0]]))   # unit 0's spikes drive unit 1
@@ -38,8 +41,10 @@ def tiny_model() -> RSNN:
 
 
 def test_constants_are_the_papers():
-    m = RSNN()
-    assert m.alpha == pytest.approx(0.818731, abs=1e-6) and m.beta == pytest.approx(0.904837, abs=1e-6)
+    m = make_model()
+    for neurons in m.neurons:
+        assert neurons.alpha == pytest.approx(0.818731, abs=1e-6) and neurons.beta == pytest.approx(0.904837, abs=1e-6)
+    assert (m.readout.alpha, m.readout.beta) == (m.neurons[0].alpha, m.neurons[0].beta)
     assert [tuple(p.shape) for p in m.w] == [(700, 200), (200, 100), (100, 50)]
     assert sum(p.numel() for p in m.parameters()) == 218_500
 
@@ -91,7 +96,7 @@ def test_readout_kernel_matches_recursion():
 
 def _random_model_and_input(batch=6, steps=40, seed=0):
     torch.manual_seed(seed)
-    m = RSNN(nb_inputs=80, hidden=[40, 30, 20], nb_outputs=5, weight_scale=6.0)
+    m = make_model(nb_inputs=80, hidden=[40, 30, 20], nb_outputs=5, weight_scale=6.0)
     x = (torch.rand(batch, steps, 80) < 0.1).float() * torch.randint(1, 3, (batch, steps, 80))
     return m, x
 
@@ -141,7 +146,7 @@ def test_batch_size_independence_and_determinism():
 
 
 def test_trainable_parameters_per_depth():
-    m = RSNN()
+    m = make_model()
     names = {id(p): n for n, p in m.named_parameters()}
     def trained(depth):
         return sorted(names[id(p)] for p in m.layer_parameters(depth))
@@ -155,7 +160,7 @@ def test_trainable_parameters_per_depth():
 
 
 def test_no_recurrence_option():
-    m = RSNN(nb_inputs=10, hidden=[8], nb_outputs=2, recurrent=False)
+    m = make_model(nb_inputs=10, hidden=[8], nb_outputs=2, recurrent=False)
     assert m.v is None
     out = m(torch.rand(2, 5, 10))
     assert out.shape == (2, 6, 2)
@@ -183,19 +188,19 @@ def products(request, monkeypatch):
     recurrence between both from step to step."""
     if request.param == "dense":
         monkeypatch.setattr(Events, "MAX_DENSITY", -1.0)
-        monkeypatch.setattr(lif, "EVENT_MIN_WIDTH", 10**9)
+        monkeypatch.setattr(base, "EVENT_MIN_WIDTH", 10**9)
         return request.param
     monkeypatch.setattr(Events, "pay_off", classmethod(lambda cls, density, width: True))
     monkeypatch.setattr(Events, "MAX_DENSITY", 1.0)
-    monkeypatch.setattr(lif, "EVENT_MIN_WIDTH", 0)
-    monkeypatch.setattr(lif, "EVENT_STEP_DENSITY", 1.0 if request.param == "events" else 0.1)
+    monkeypatch.setattr(base, "EVENT_MIN_WIDTH", 0)
+    monkeypatch.setattr(base, "EVENT_STEP_DENSITY", 1.0 if request.param == "events" else 0.1)
     return request.param
 
 
 def _active_model_and_input(device, seed=0, batch=6, steps=30, recurrent=True):
     """A small network whose every layer spikes (a few to ~30 %), and sparse count input."""
     torch.manual_seed(seed)
-    m = RSNN(nb_inputs=60, hidden=[40, 30, 20], nb_outputs=5, weight_scale=3.0, recurrent=recurrent).to(device)
+    m = make_model(nb_inputs=60, hidden=[40, 30, 20], nb_outputs=5, weight_scale=3.0, recurrent=recurrent).to(device)
     x = ((torch.rand(batch, steps, 60) < 0.15).float() * torch.randint(1, 3, (batch, steps, 60))).to(device)
     y = torch.randint(0, 5, (batch,)).to(device)
     return m, x, y
@@ -212,11 +217,12 @@ def _assert_grads_close(grads, ref_grads):
 
 @pytest.mark.parametrize("recurrent", [True, False])
 def test_one_layer_equals_the_plain_equations(recurrent, products):
-    # lif_spikes and LIFRecurrence against lif_reference.lif_layer and autograd through it
+    # lif_spikes and LIFRecurrence against LIF.step and autograd through it
     torch.manual_seed(0)
     current = (torch.randn(30, 6, 40) * 0.8).requires_grad_()
     v = (torch.randn(40, 40) * 0.5).requires_grad_() if recurrent else None
-    ref_spikes, ref_mems = lif_layer(current, v, A, B, 1.0, 100.0)
+    neurons = LIF(40, dt=1e-3, tau_syn=5e-3, tau_mem=10e-3, threshold=1.0, surrogate_scale=100.0)
+    ref_spikes, (_, ref_mems) = reference_layer(neurons, current, v)
     run = lif_spikes(current.detach(), v.detach() if recurrent else None, A, B, 1.0, keep_membrane=True)
     spikes, _ = LIFRecurrence.apply(current, v, A, B, 1.0, 100.0, 0)
     assert 0 < ref_spikes.mean() < 0.5, "the test needs spiking activity"
@@ -367,7 +373,7 @@ def test_column_grouping_is_the_same_with_numpy_and_torch():
 def test_stored_spikes_are_multiplied_as_in_the_full_run(depth, weight_scale):
     # a layer wide enough for the event-driven recurrence; stored and recomputed spikes take the same path
     torch.manual_seed(0)
-    m = RSNN(nb_inputs=60, hidden=[150, 40, 20], nb_outputs=5, weight_scale=weight_scale)
+    m = make_model(nb_inputs=60, hidden=[150, 40, 20], nb_outputs=5, weight_scale=weight_scale)
     x = (torch.rand(8, 30, 60) < 0.15).float()
     with torch.no_grad():
         z = m.latent(x, depth)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import numpy as np
 import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from spikecl import plot
 from spikecl.build import build_setup
 from spikecl.plot import __main__ as plot_cli
-from spikecl.models.lif import RSNN
 from tests.factories import clustered_dataset
+from tests.model_config import make_model
 
 
 def is_png(path) -> bool:
@@ -20,7 +21,7 @@ def is_png(path) -> bool:
 
 def test_library_figures(tmp_path):
     data = clustered_dataset(n_per_class=3, steps=20, units=24)
-    net = RSNN(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=3.0)
+    net = make_model(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=3.0)
     paths = plot.plot_sample(net, data, 2, tmp_path, step_s=0.014)
     assert [p.name for p in paths] == ["input.png", "layer1.png", "layer2.png"]
     paths.append(plot.plot_replay(net, data, 2, 1, 4, "count_spread", tmp_path, 0.014))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from spikecl.cl.plugins.align import WeightAlign
-from spikecl.models.lif import RSNN
+from tests.model_config import make_model
 from tests.plugin_context import make_ctx, set_, task
 
 # Columns of W_out (4 neurons x 3 classes): norms 5, 10 and 2.
@@ -14,7 +14,7 @@ W = torch.tensor([[3.0, 0.0, 2.0], [4.0, 0.0, 0.0], [0.0, 6.0, 0.0], [0.0, 8.0, 
 
 
 def aligned(tasks, at):
-    model = RSNN(nb_inputs=6, hidden=[5, 4], nb_outputs=3)
+    model = make_model(nb_inputs=6, hidden=[5, 4], nb_outputs=3)
     set_(model.w_out, W)
     WeightAlign().after_task(make_ctx(model, 2, tasks), at)
     return model.w_out.detach()

@@ -14,8 +14,8 @@ from spikecl.cl import Context, Strategy
 from spikecl.cl.compression import Compression
 from spikecl.data import Partition, Progressive, Task
 from spikecl.errors import ConfigError
-from spikecl.models.lif import RSNN
 from tests.factories import clustered_dataset, replay_plugin
+from tests.model_config import make_model
 
 
 def context(tasks=None):
@@ -23,7 +23,7 @@ def context(tasks=None):
     if tasks is None:  # classes 0, 1 pretrained, then 2, then 3; a validation part in every train portion
         tasks = Progressive(old_classes=[0, 1], new_classes=[2, 3]).tasks(data, Partition("merged", 0.25, 0.2), 0)
     torch.manual_seed(0)
-    model = RSNN(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=5.0)
+    model = make_model(nb_inputs=24, hidden=[16, 12], nb_outputs=4, weight_scale=5.0)
     return Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"), seed=0,
                    compression=Compression(ratio=2, codec="or_impulse", input_codec="sum_impulse", current_dtype="float32"))
 

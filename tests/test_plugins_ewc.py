@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from spikecl.cl.plugins.ewc import EWC
-from spikecl.models.lif import RSNN, class_scores
+from spikecl.models import class_scores
 from tests.factories import clustered_dataset, shipped_plugin
+from tests.model_config import make_model
 from tests.plugin_context import TensorSource, make_ctx, set_, task
 
 TASKS = [task("pre", [0, 1]), task("new", [2])]
@@ -21,7 +22,7 @@ W = np.array([[0.5, 0.2, 0.1], [0.3, 0.9, 0.4], [0.2, 0.1, 0.6], [0.7, 0.3, 0.2]
 
 
 def last_layer_case(w=W):
-    model = RSNN(nb_inputs=6, hidden=[5, 4], nb_outputs=3)
+    model = make_model(nb_inputs=6, hidden=[5, 4], nb_outputs=3)
     set_(model.w_out, w)
     z = torch.zeros(3, 2, 4)
     z[:, 0] = torch.as_tensor(S0)
@@ -92,7 +93,7 @@ def per_sample_fisher(model, z, y, depth, params):
 
 def test_fisher_of_every_trained_layer_matches_a_per_sample_loop():
     torch.manual_seed(0)
-    model = RSNN(nb_inputs=6, hidden=[5, 4], nb_outputs=3, weight_scale=4.0)
+    model = make_model(nb_inputs=6, hidden=[5, 4], nb_outputs=3, weight_scale=4.0)
     z = (torch.rand(4, 12, 5) < 0.5).float()  # spikes of layer 1
     y = torch.tensor([0, 1, 2, 1])
     ctx = make_ctx(model, 1, TASKS, new=TensorSource(z, y))
@@ -108,7 +109,7 @@ def test_fisher_of_every_trained_layer_matches_a_per_sample_loop():
 def test_first_task_consolidates_the_pretraining_train_data_at_the_training_depth():
     torch.manual_seed(1)
     data = clustered_dataset(n_per_class=2, classes=3, steps=12, units=6)
-    model = RSNN(nb_inputs=6, hidden=[5, 4], nb_outputs=3, weight_scale=4.0)
+    model = make_model(nb_inputs=6, hidden=[5, 4], nb_outputs=3, weight_scale=4.0)
     pre_train = np.array([0, 2, 3, 5])  # the rest of the pretraining pool is its test portion
     tasks = [task("pre", [0, 1, 2], pre_train), task("new", [0, 1, 2], [1, 4])]
     ctx = make_ctx(model, 1, tasks, data=data)

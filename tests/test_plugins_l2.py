@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from spikecl.models.lif import RSNN
+from tests.model_config import make_model
 from tests.example_plugin import l2_pull
 from tests.example_plugin.l2_pull import L2Pull
 from tests.plugin_context import make_ctx, set_, task
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_penalty_pulls_the_trained_parameters_to_the_pretrained_ones():
-    model = RSNN(nb_inputs=6, hidden=[5, 4], nb_outputs=3)
+    model = make_model(nb_inputs=6, hidden=[5, 4], nb_outputs=3)
     set_(model.w_out, torch.zeros(4, 3))
     ctx = make_ctx(model, 2, [task("pre", [0, 1]), task("a", [2]), task("b", [2])])  # trains w_out only
     pull = L2Pull(weight=0.5)

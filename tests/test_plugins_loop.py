@@ -11,8 +11,8 @@ import torch
 from spikecl.cl import Context, Strategy
 from spikecl.cl.plugins import WeightAlign
 from tests.example_plugin.l2_pull import L2Pull
-from spikecl.models.lif import RSNN
 from tests.factories import clustered_dataset, shipped_plugin
+from tests.model_config import make_model
 from tests.plugin_context import task
 
 
@@ -23,7 +23,7 @@ def test_plugins_run_in_the_loop(latent_depth):
     idx = np.arange(len(data.labels))
     tasks = [task("pre", [0, 1], idx[data.labels < 2][::2]), task("c2", [2], idx[data.labels == 2]),
              task("c3", [3], idx[data.labels == 3])]
-    model = RSNN(nb_inputs=8, hidden=[6, 5], nb_outputs=4, weight_scale=3.0)
+    model = make_model(nb_inputs=8, hidden=[6, 5], nb_outputs=4, weight_scale=3.0)
     plugins = {"ewc": shipped_plugin("ewc", batch_size=4), "si": shipped_plugin("si"), "lwf": shipped_plugin("lwf"),
                "l2": L2Pull(), "align": WeightAlign()}
     strategy = Strategy(name="t", latent_depth=latent_depth, epochs=2, lr=1e-2, batch_size=4,

@@ -8,8 +8,8 @@ import torch
 
 from spikecl.cl.minibatch import Batch
 from spikecl.cl.plugins.lwf import LwF
-from spikecl.models.lif import RSNN
 from tests.factories import shipped_plugin
+from tests.model_config import make_model
 from tests.plugin_context import make_ctx, set_, task
 
 # Last-hidden-layer spikes at step 0 (depth 2, 2 steps): the class scores are exactly s[0] @ W_out.
@@ -18,7 +18,7 @@ W = np.array([[0.5, 0.2, 0.1], [0.3, 0.9, 0.4], [0.2, 0.1, 0.6], [0.7, 0.3, 0.2]
 
 
 def setup(tasks):
-    model = RSNN(nb_inputs=6, hidden=[5, 4], nb_outputs=3)
+    model = make_model(nb_inputs=6, hidden=[5, 4], nb_outputs=3)
     set_(model.w_out, W)
     ctx = make_ctx(model, 2, tasks)
     z = torch.zeros(2, 2, 4, dtype=torch.bool)

@@ -14,8 +14,8 @@ from spikecl.cl.plugins import ShortTimeReplay
 from spikecl.cl.sources import BufferSource
 from spikecl.cl.storage import ReplayBuffer
 from spikecl.errors import ConfigError
-from spikecl.models.lif import RSNN
 from tests.factories import readout_plugin, replay_plugin
+from tests.model_config import make_model
 from tests.plugin_context import set_, toy_context
 
 W2 = [[1.5, 0.4], [0.3, 1.2]]   # hidden layer 1 (2 neurons) -> hidden layer 2 (2 neurons)
@@ -27,7 +27,7 @@ SHORT = [[1, 0], [1, 1], [0, 1], [1, 0], [0, 0], [1, 1]]  # the OR of every wind
 
 
 def hand_lif(z, alpha, beta, threshold):
-    """The LIF equations of spikecl.models.lif, step by step: layer-2 spikes and the readout record."""
+    """The LIF equations of spikecl.models.neurons.lif, step by step: layer-2 spikes and the readout record."""
     syn, mem, prev, spikes = [0.0, 0.0], [0.0, 0.0], [0, 0], []
     for t in range(len(z)):
         s = [int(m > threshold) for m in mem]                       # s[t] = H(mem[t] - threshold)
@@ -46,7 +46,7 @@ def hand_lif(z, alpha, beta, threshold):
 
 
 def tiny_model():
-    model = RSNN(nb_inputs=3, hidden=[2, 2], nb_outputs=2)
+    model = make_model(nb_inputs=3, hidden=[2, 2], nb_outputs=2)
     set_(model.w[1], W2)
     set_(model.v[1], V2)
     set_(model.w_out, WOUT)
@@ -60,10 +60,11 @@ def test_a_stored_spike_train_replayed_short_time_follows_the_lif_equations_with
     source = BufferSource(buffer, model, 1, raw_input=False, encoded=True)
     z = source.entry(np.array([0]))
     assert z.dtype == torch.bool and z[0].int().tolist() == SHORT and source.ratio == 2  # not decompressed
-    alpha, beta = model.alpha, model.beta
+    lif = model.neurons[1]  # hidden layer 2, the one above depth 1
+    alpha, beta = lif.alpha, lif.beta
     before = model.from_latent(z, 1).detach()
     with model.time_scaled(2, threshold_scale=0.3):
-        assert (model.alpha, model.beta, model.threshold) == (alpha ** 2, beta ** 2, 0.3)
+        assert (lif.alpha, lif.beta, lif.threshold) == (alpha ** 2, beta ** 2, 0.3)
         out, spikes = model.from_latent(z, 1, return_spikes=True)
     hand_spikes, hand_out = hand_lif(SHORT, alpha ** 2, beta ** 2, 0.3)
     assert spikes[0].int().tolist() == hand_spikes
@@ -74,7 +75,7 @@ def test_a_stored_spike_train_replayed_short_time_follows_the_lif_equations_with
     assert hand_lif(SHORT, alpha ** 2, beta ** 2, 1.0)[0] != hand_spikes
     assert np.abs(np.array(own_out) - np.array(hand_out)).max() > 0.1
     # after the block: the model's constants, and a readout kernel of its own constants for 6 steps again
-    assert (model.alpha, model.beta, model.threshold) == (alpha, beta, 1.0)
+    assert (lif.alpha, lif.beta, lif.threshold) == (alpha, beta, 1.0)
     assert torch.equal(model.from_latent(z, 1).detach(), before)
 
 
@@ -145,4 +146,4 @@ def test_the_loop_trains_replayed_minibatches_short(mix):
     strategy(mix, epochs=1, steps=steps).learn(ctx, 1)
     t = ctx.data.spikes.nb_steps
     assert {(r, n, lr) for r, n, lr in steps.seen} == {(False, t, 1e-2), (True, t // 2, 0.25 * 1e-2)}
-    assert ctx.model.alpha == RSNN(nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4).alpha
+    assert ctx.model.neurons[-1].alpha == make_model(nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4).neurons[-1].alpha

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from spikecl.cl.plugins.si import SI
-from spikecl.models.lif import RSNN
 from tests.factories import shipped_plugin
+from tests.model_config import make_model
 from tests.plugin_context import make_ctx, set_, task
 
 
 def two_parameters():
     """A network whose only trained parameters (at depth 1 = its last layer) are the two readout weights."""
-    model = RSNN(nb_inputs=1, hidden=[1], nb_outputs=2, recurrent=False)
+    model = make_model(nb_inputs=1, hidden=[1], nb_outputs=2, recurrent=False)
     set_(model.w_out, [[1.0, -2.0]])
     return model, make_ctx(model, 1, [task("pre", [0]), task("a", [1]), task("b", [1])])
 

@@ -181,12 +181,12 @@ def test_parallel_jobs_share_one_pretraining(compose_cfg, tmp_path, monkeypatch)
     import time
 
     from spikecl import pretrained_cache as pretrain
-    from spikecl.models.lif import RSNN
+    from tests.model_config import make_model
 
     trained, results = [], {}
 
     def job(name: str) -> None:
-        model = RSNN(nb_inputs=700, hidden=[8], nb_outputs=4)
+        model = make_model(nb_inputs=700, hidden=[8], nb_outputs=4)
 
         def train():
             trained.append(name)

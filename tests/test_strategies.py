@@ -18,15 +18,15 @@ from spikecl.cl.sources import CachedLatents, RawSource
 from spikecl.data import ClassIncremental, Partition, Progressive
 from spikecl.cl.minibatch import Piece, minibatches
 from spikecl.errors import ConfigError
-from spikecl.models.lif import RSNN
 from tests.factories import clustered_dataset, readout_plugin, replay_plugin
+from tests.model_config import make_model
 
 
 def make_ctx(split=None, seed=0, ratio=1, codec="or_impulse", input_codec="sum_impulse"):
     data = clustered_dataset()
     tasks = (split or ClassIncremental(new_class=3)).tasks(data, Partition("merged", 0.25), seed)
     torch.manual_seed(seed)
-    model = RSNN(nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4, weight_scale=5.0)
+    model = make_model(nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4, weight_scale=5.0)
     epochs = []
     compression = Compression(ratio=ratio, codec=codec, input_codec=input_codec, current_dtype="float32")
     return Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"), compression=compression,

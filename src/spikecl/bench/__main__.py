@@ -18,6 +18,7 @@ import torch
 
 from spikecl.bench.suite import Settings, run_benchmark
 from spikecl.bench.table import render
+from spikecl.cli import config_dir
 from spikecl.utils.atomic import write_json
 
 
@@ -25,6 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m spikecl.bench", description=__doc__)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto: cuda when available, else cpu")
+    p.add_argument("--model", default="rsnn",
+                   help="model preset of conf/model/ (rsnn: the paper's LIF network, adlif: adaptive LIF)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per case (median reported)")
     p.add_argument("--batches", type=int, default=None, help="minibatches per timed repeat")
     p.add_argument("--out", type=Path, default=Path("bench.json"), help="where to write the JSON result")
@@ -49,10 +52,13 @@ def resolve_device(name: str) -> str:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    given = {k: v for k, v in {"repeats": args.repeats, "batches": args.batches, "threads": args.threads,
+    given = {k: v for k, v in {"model": args.model, "repeats": args.repeats, "batches": args.batches, "threads": args.threads,
                                "weight_scale": args.weight_scale, "data_samples": args.data_samples}.items()
              if v is not None}
     device = resolve_device(args.device)
+    presets = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
+    if args.model not in presets:
+        sys.exit(f"--model {args.model} is not valid; allowed: {', '.join(presets)}")
     settings = Settings.quick_settings(device=device, **given) if args.quick else Settings(device=device, **given)
     result = run_benchmark(settings)
     print(render(result))

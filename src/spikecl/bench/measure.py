@@ -158,3 +158,46 @@ def measure(fn: Callable[[], object], samples: int, device: torch.device, warmup
     timing.gpu_utilization_percent = gpu.mean
     timing.threads = torch.get_num_threads()
     return timing
+
+
+def measure_pair(reference: Callable[[], object], fast: Callable[[], object], samples: int, device: torch.device,
+                 warmup: int, repeats: int, threads: Sequence[int] = ()) -> tuple[Timing, Timing]:
+    """Time two calls that do the same work, alternating them repeat by repeat (reference, fast, reference,
+    ...), so that both see the same load of a shared machine; otherwise as :func:`measure` (each side's
+    fastest thread count; peak memory: the largest of its calls')."""
+    if threads:
+        best: list[Timing | None] = [None, None]
+        previous = torch.get_num_threads()
+        try:
+            for count in threads:
+                torch.set_num_threads(count)
+                for i, timing in enumerate(measure_pair(reference, fast, samples, device, warmup, repeats)):
+                    timing.threads = count
+                    best[i] = timing if best[i] is None or timing.median < best[i].median else best[i]
+        finally:
+            torch.set_num_threads(previous)
+        return best[0], best[1]
+    for _ in range(warmup):
+        reference()
+        fast()
+    synchronize(device)
+    timings = (Timing(samples), Timing(samples))
+    peaks: tuple[list[int], list[int]] = ([], [])
+    with GpuUtilization(device) as gpu:
+        for _ in range(repeats):
+            for fn, timing, peak in zip((reference, fast), timings, peaks):
+                memory = PeakMemory(device)
+                memory.reset()
+                if timing.memory_at_start_bytes is None:
+                    timing.memory_at_start_bytes = memory.at_start
+                start = time.perf_counter()
+                fn()
+                synchronize(device)
+                timing.seconds.append(time.perf_counter() - start)
+                peak.append(memory.read())
+                timing.memory_kind = memory.kind
+    for timing, peak in zip(timings, peaks):
+        timing.peak_memory_bytes = max(peak)
+        timing.threads = torch.get_num_threads()
+    timings[1].gpu_utilization_percent = gpu.mean  # shared by both sides' calls
+    return timings

@@ -26,7 +26,7 @@ def render(result: dict) -> str:
          f"torch {m['torch']} with {m['torch_threads']} threads (OMP_WAIT_POLICY={m.get('omp_wait_policy')}); "
          f"load average before {', '.join(f'{x:.1f}' for x in m['load_average'] or [])}, after "
          f"{', '.join(f'{x:.1f}' for x in m.get('load_average_after') or [])}"),
-        (f"batch {s['batch_size']}, {s['nb_steps']} steps, {s['nb_inputs']} inputs, {s['batches']} batches per "
+        (f"model {s.get('model', 'rsnn')}: batch {s['batch_size']}, {s['nb_steps']} steps, {s['nb_inputs']} inputs, {s['batches']} batches per "
          f"repeat, median of {s['repeats']} repeats after {s['warmup']} warm-up; weight scale "
          f"{s['weight_scale_used']}"),
         f"data: {result['data_set']}",

@@ -13,7 +13,7 @@ from spikecl.data import BinnedSpikes
 from spikecl.measure.activity import ActivityCounts, count_activity, count_dataset, firing_metrics
 from spikecl.measure.replay import compare_replay
 from spikecl.measure.synops import ProductOps, product_ops, synops_metrics
-from spikecl.models.lif import RSNN
+from spikecl.models import RSNN
 
 
 def measure(model: RSNN, spikes: BinnedSpikes, indices, batch_size: int = 256,

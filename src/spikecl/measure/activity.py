@@ -1,7 +1,7 @@
-"""Spiking activity of an :class:`~spikecl.models.lif.RSNN`: firing rates, silent neurons, sparsity.
+"""Spiking activity of an :class:`~spikecl.models.RSNN`: firing rates, silent neurons, sparsity.
 
-The network is run once per batch with every hidden layer's spikes kept (the same event-driven products as
-:meth:`RSNN.latent`, so the spikes are the model's own), and reduced at once to per-neuron sums in an
+The network is run once per batch with every hidden layer's spikes kept (:meth:`RSNN.hidden_spikes`: the
+model's own spikes, whatever its neuron type), and reduced at once to per-neuron sums in an
 :class:`ActivityCounts`. Counts of several batches add up, so a whole test set is measured batch by batch
 without keeping any spike tensor. Everything runs under ``torch.inference_mode``.
 
@@ -33,8 +33,7 @@ import torch
 from torch import Tensor
 
 from spikecl.data import BinnedSpikes
-from spikecl.models.lif import RSNN, lif_spikes, spike_events
-from spikecl.models.sparse import Events, project
+from spikecl.models import RSNN
 
 
 @dataclass
@@ -69,28 +68,6 @@ class ActivityCounts:
             [a + b for a, b in zip(self.silent_in_sample, other.silent_in_sample)])
 
 
-def _run_layers(model: RSNN, current: Tensor, first: int) -> list[Tensor]:
-    """Spikes [T, B, H] of hidden layers ``first``.. (0-based) from the time-major current into ``first``.
-
-    The products are those of :meth:`RSNN.latent` in inference: event-driven where the model's cost model
-    says so, so the spikes equal the model's (sums in the same order).
-    """
-    out: list[Tensor] = []
-    events: Events | None = None  # of the previous layer's spikes, for the product into the next one
-    for k in range(first, model.nb_layers):
-        if out:
-            prev = out[-1]
-            steps, batch, width = prev.shape
-            dense = prev.reshape(-1, width) if events is None else None
-            current = project(dense, model.w[k], events).view(steps, batch, -1)
-        v = model.v[k] if model.v is not None else None
-        run = lif_spikes(current.contiguous(), v, model.alpha, model.beta, model.threshold)
-        consumer = model.w[k + 1] if k + 1 < model.nb_layers else model.w_out
-        events = spike_events(run, consumer.shape[1]) if k + 1 < model.nb_layers else None
-        out.append(run.spikes)
-    return out
-
-
 def _entry_counts(x: Tensor) -> tuple[Tensor, Tensor, bool]:
     """Nonzero entries and value sums per unit of a dense [B, T, U] or sparse [B*T, U] entry, and whether
     every value is 0/±1 (spikes)."""
@@ -120,38 +97,24 @@ def count_activity(model: RSNN, x: Tensor, nb_steps: int | None = None, depth: i
     depth d (float, or decoded replay), and only the layers above d run, as in a training step there.
     """
     model.eval()
+    if depth is not None and not 0 <= depth <= model.nb_layers:
+        raise ValueError(f"latent depth {depth} is outside 0..{model.nb_layers}")
+    entry = _entry_counts(x)
+    spikes = model.hidden_spikes(x, depth, nb_steps)  # [B, T, H_k] of every layer that ran
     if depth is None:
-        entry = _entry_counts(x)
-        current = model.input_current(x, nb_steps)
-        spikes = _run_layers(model, current.transpose(0, 1), 0)
         layers = list(range(1, model.nb_layers + 1))
-        steps = current.shape[1]
+        steps = spikes[0].shape[1]
     else:
-        if not 0 <= depth <= model.nb_layers:
-            raise ValueError(f"latent depth {depth} is outside 0..{model.nb_layers}")
-        if x.layout != torch.strided or x.dim() != 3:
-            raise ValueError(f"activity at depth {depth} must be a dense [B, T, H] tensor")
-        entry = _entry_counts(x)
-        z = x.to(model.w_out.dtype).transpose(0, 1)
-        steps = z.shape[0]
-        if depth == 0:
-            spikes = _run_layers(model, z, 0)
-        elif depth < model.nb_layers:
-            events = Events.of_spikes(z, model.w[depth].shape[1], binary=False)
-            dense = z.reshape(-1, z.shape[-1]) if events is None else None
-            current = project(dense, model.w[depth], events).view(steps, z.shape[1], -1)
-            spikes = _run_layers(model, current, depth)
-        else:
-            spikes = []
-        layers = list(range(max(depth, 0) + 1, model.nb_layers + 1))
+        layers = list(range(depth + 1, model.nb_layers + 1))
+        steps = x.shape[1]
     batch = len(x) if x.layout == torch.strided else x.shape[0] // steps
     return ActivityCounts(
         depth=depth, samples=batch, steps=steps, entry_nonzero=entry[0], entry_sum=entry[1], entry_binary=entry[2],
         layers=layers,
         spikes=[s.sum((0, 1), dtype=torch.float64) for s in spikes],
-        last_step=[s[-1].sum(0, dtype=torch.float64) for s in spikes],
+        last_step=[s[:, -1].sum(0, dtype=torch.float64) for s in spikes],
         # a neuron is silent in a sample when it never fires over the sample's steps
-        silent_in_sample=[float((s.amax(0) == 0).to(torch.float64).mean(1).sum()) for s in spikes])
+        silent_in_sample=[float((s.amax(1) == 0).to(torch.float64).mean(1).sum()) for s in spikes])
 
 
 def count_dataset(model: RSNN, spikes: BinnedSpikes, indices: Sequence[int] | np.ndarray, batch_size: int = 256,
@@ -160,7 +123,7 @@ def count_dataset(model: RSNN, spikes: BinnedSpikes, indices: Sequence[int] | np
     indices = np.asarray(indices, dtype=np.int64)
     if len(indices) == 0:
         raise ValueError("no samples to measure")
-    device = torch.device(device) if device is not None else model.w_out.device
+    device = torch.device(device) if device is not None else model.device
     total: ActivityCounts | None = None
     for start in range(0, len(indices), batch_size):
         part = count_activity(model, spikes.csr(indices[start:start + batch_size], device), spikes.nb_steps)

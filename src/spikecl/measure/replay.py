@@ -17,7 +17,7 @@ from torch import Tensor
 from spikecl.cl.compression import check_codec, check_ratio, decode, encode
 from spikecl.measure.activity import count_activity, firing_metrics
 from spikecl.measure.synops import synops_metrics
-from spikecl.models.lif import RSNN
+from spikecl.models import RSNN
 
 
 @torch.inference_mode()

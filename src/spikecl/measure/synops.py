@@ -1,13 +1,15 @@
-"""Synaptic operations per sample of an :class:`~spikecl.models.lif.RSNN`, as NeuroBench counts them.
+"""Synaptic operations per sample of an :class:`~spikecl.models.RSNN`, as NeuroBench counts them.
 
 NeuroBench's *effective* synaptic operations of a product ``y = a @ W`` are the pairs (nonzero input entry,
 nonzero weight on its row) summed over time steps: every input event costs its fan-out. The product counts
 as accumulates (**ACs**) when every input value is 0 or ±1 (spikes: the weight is added, no multiply) and as
 multiply-accumulates (**MACs**) otherwise (a float current, or binned input counts above 1). *Dense*
 operations count every entry, zero or not (hardware without sparsity). Bias and neuron-state updates are
-not synaptic operations (the network has no biases; the LIF and readout filters are neuron operations).
+not synaptic operations (the network has no biases; the neurons' and readout's state updates are neuron
+operations, counted apart below).
 
-Products of the network, per sample over its ``T`` steps (equations in :mod:`spikecl.models.lif`):
+Products of the network, per sample over its ``T`` steps (equations in :mod:`spikecl.models.rsnn`; the
+weights come from :meth:`RSNN.synapses`):
 
 ``ff_l1``     the input into layer 1, ``x[t] @ W1`` for t = 0..T-1 (ACs for 0/1 input, MACs for counts);
 ``rec_l{k}``  the recurrence of layer k, ``s_k[t-1] @ V_k``: spikes of steps 0..T-2 (those of the last
@@ -25,6 +27,12 @@ spike inputs, MACs otherwise) and, where its input has a gradient (every product
 stored entry activity), an input gradient ``g @ W^T``, which is dense because gradients are
 (``synops_train_backward_macs``, T x fan-in x fan-out per product, T-1 for recurrences).
 ``synops_train_step`` adds forward and backward. All figures are per sample.
+
+**Neuron operations** (NeuroBench reports them apart from synaptic ones): every neuron updates each of its
+state variables every step, spikes or not (:meth:`RSNN.state_updates`: LIF's syn and mem, adLIF's mem and
+adaptation, the readout's two filters per class). ``neuron_updates_l{k}`` and ``neuron_updates_readout``
+are T x those per sample, ``neuron_updates_inference`` their sum, ``neuron_updates_train_depth`` the
+layers above the depth and the readout; none of them is in a ``synops_*`` figure.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import torch
 from torch import Tensor
 
 from spikecl.measure.activity import ActivityCounts
-from spikecl.models.lif import RSNN
+from spikecl.models import RSNN
 
 
 @dataclass(frozen=True)
@@ -68,21 +76,18 @@ def _product(name: str, layer: int, w: Tensor, events: Tensor, binary: bool, ste
 def product_ops(model: RSNN, counts: ActivityCounts) -> list[ProductOps]:
     """Every product that ran for ``counts`` (see the module docstring), in network order."""
     steps, n, top = counts.steps, counts.samples, model.nb_layers
+    weights = model.synapses()
     ops: list[ProductOps] = []
     d = counts.depth
-    if d is None:
-        ops.append(_product("ff_l1", 1, model.w[0], counts.entry_nonzero, counts.entry_binary, steps, n))
-    elif 1 <= d < top:
-        ops.append(_product(f"ff_l{d + 1}", d + 1, model.w[d], counts.entry_nonzero, counts.entry_binary, steps, n))
-    elif d == top >= 1:
-        ops.append(_product("readout", top + 1, model.w_out, counts.entry_nonzero, counts.entry_binary, steps, n))
+    entry = "ff_l1" if d is None else f"ff_l{d + 1}" if 1 <= d < top else "readout" if d == top >= 1 else None
+    if entry is not None:
+        layer = top + 1 if entry == "readout" else (1 if d is None else d + 1)
+        ops.append(_product(entry, layer, weights[entry], counts.entry_nonzero, counts.entry_binary, steps, n))
     for k, spikes, last in zip(counts.layers, counts.spikes, counts.last_step):
-        if model.v is not None:
-            ops.append(_product(f"rec_l{k}", k, model.v[k - 1], spikes - last, True, steps - 1, n))
-        if k < top:
-            ops.append(_product(f"ff_l{k + 1}", k + 1, model.w[k], spikes, True, steps, n))
-        else:
-            ops.append(_product("readout", top + 1, model.w_out, spikes, True, steps, n))
+        if f"rec_l{k}" in weights:
+            ops.append(_product(f"rec_l{k}", k, weights[f"rec_l{k}"], spikes - last, True, steps - 1, n))
+        name = f"ff_l{k + 1}" if k < top else "readout"
+        ops.append(_product(name, k + 1, weights[name], spikes, True, steps, n))
     return ops
 
 
@@ -116,6 +121,9 @@ def synops_metrics(model: RSNN, counts: ActivityCounts, train_depth: int | None 
         out["synops_inference_macs"] = sum(op.effective for op in ops if not op.accumulate)
         out["synops_inference_dense"] = sum(op.dense for op in ops)
         out.update({f"synops_{op.name}": op.effective for op in ops})
+        updates = {k: v * counts.steps for k, v in model.state_updates().items()}
+        out.update({f"neuron_updates_{k}": float(v) for k, v in updates.items()})
+        out["neuron_updates_inference"] = float(sum(updates.values()))
     else:
         if train_depth not in (None, counts.depth):
             raise ValueError(f"activity stored at depth {counts.depth} gives the training step at that depth, "
@@ -132,5 +140,7 @@ def synops_metrics(model: RSNN, counts: ActivityCounts, train_depth: int | None 
         out.update({"train_depth": float(train_depth), "synops_train_depth": forward,
                     "synops_train_depth_dense": sum(op.dense for op in trained),
                     "synops_train_backward_acs": acs, "synops_train_backward_macs": macs,
-                    "synops_train_step": forward + acs + macs})
+                    "synops_train_step": forward + acs + macs,
+                    "neuron_updates_train_depth": float(counts.steps * sum(
+                        v for k, v in model.state_updates().items() if k == "readout" or int(k[1:]) > train_depth))})
     return out

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from spikecl.cl.compression import decode, encode
 from spikecl.data import BinnedSpikes, SpikeDataset
 from spikecl.measure import count_dataset
-from spikecl.models.lif import RSNN
+from spikecl.models import RSNN
 from spikecl.utils.atomic import write_with
 
 DPI = 120
@@ -86,7 +86,7 @@ def raster_figure(activity: np.ndarray, step_s: float, title: str, unit_label: s
 def sample_activity(model: RSNN, x: torch.Tensor) -> list[np.ndarray]:
     """Spikes [T, H_k] of every hidden layer for one dense sample ``x`` [T, U]."""
     model.eval()
-    return [model.latent(x[None], k)[0].cpu().numpy() for k in range(1, model.nb_layers + 1)]
+    return [s[0].cpu().numpy() for s in model.hidden_spikes(x[None])]
 
 
 def _label(data: SpikeDataset, index: int) -> str:
@@ -98,7 +98,7 @@ def _label(data: SpikeDataset, index: int) -> str:
 def plot_sample(model: RSNN, data: SpikeDataset, index: int, out_dir: str | Path, step_s: float) -> list[Path]:
     """``input.png`` and ``layer<k>.png`` for sample ``index`` of ``data``; returns the written paths."""
     out = Path(out_dir)
-    x = data.spikes.dense([index], device=model.w_out.device)[0]
+    x = data.spikes.dense([index], device=model.device)[0]
     what = _label(data, index)
     fig = raster_figure(x.cpu().numpy(), step_s, f"Input spikes of {what}: {int(x.sum())} spikes",
                         "input channel")
@@ -117,7 +117,7 @@ def plot_replay(model: RSNN, data: SpikeDataset, index: int, depth: int, ratio: 
     """The activity of sample ``index`` at ``depth`` as stored, next to its replay after compression 1:``ratio``
     with ``codec`` (:mod:`spikecl.cl.compression`), in one figure of two panels."""
     model.eval()
-    x = data.spikes.dense([index], device=model.w_out.device)
+    x = data.spikes.dense([index], device=model.device)
     stored = model.latent(x, depth)
     replayed = decode(encode(stored, ratio, codec), ratio, codec, stored.dtype)
     fig = Figure(figsize=(13, 4.8), layout="constrained")
