@@ -24,7 +24,7 @@ ADLIF = ["model=adlif", "model.hidden=[32,24,16]", "model.weight_scale=12.0", "m
 
 def make_ctx(seed=0, dropout=0.0):
     data = clustered_dataset()
-    tasks = ClassIncremental(3).tasks(data, Partition("merged", 0.25), seed)
+    tasks = ClassIncremental(new_class=3).tasks(data, Partition("merged", 0.25), seed)
     torch.manual_seed(seed)
     model = make_model("adlif", nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4, weight_scale=12.0, readout_scale=1.0,
                        dropout=dropout)
