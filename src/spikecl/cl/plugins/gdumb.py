@@ -16,9 +16,10 @@ when the class arrived (same stream, so the same column). Not a random network, 
 layers below the latent depth are frozen and pretrained in every spikecl strategy, the buffer holds their
 activity, and only a share of the pretraining samples stays in the buffer, so a random upper network would
 throw away what pretraining learned from the others. The re-drawn columns matter: a class score is the
-maximum of the readout record over time, floored at 0 by the record's initial step, and the pretrained
-columns of classes pretraining never saw are driven so low that their scores sit on that floor, where
-they get no gradient.
+maximum of the readout record over time, floored at 0 by the record's initial step, and pretraining drives
+the columns of the classes it never saw so low that their scores sit on that floor, where they get no
+gradient (real voices, after pretraining on digits 0-4: 22-98% of the validation samples score exactly 0
+on each of digits 5-9, mean scores 0.00-0.04 against 3-4 on the pretrained digits).
 
 Nothing is learned from the stream: the task's own epochs get no minibatches (their evaluations see the
 weights unchanged; ``strategy=gdumb`` turns the per-epoch ones off), and the phase is all the training,
