@@ -177,7 +177,8 @@ class Progressive(Split):
     """Pretrain on ``old_classes``, then learn ``new_classes`` one at a time in this order (seed-spec 3.7).
 
     ``speakers`` (None: all) keeps only these speakers' samples in every pool: an experiment on some speakers,
-    e.g. tuning on two speakers and testing the chosen settings on a third that tuning never saw.
+    e.g. tuning on two speakers and testing the chosen settings on a third that tuning never saw
+    (``+split.speakers=[0,1]``: the key is not in the config, so that splits of your own need not take it).
     """
 
     name = "progressive"

@@ -13,8 +13,9 @@ train samples of every class seen so far, kept out of the task's training. The o
 are stored samples of the :class:`~spikecl.cl.plugins.replay.Replay` buffer that the task does not replay
 (they were learned in earlier tasks), the new classes' are train samples of the task that it does not train
 on; both are drawn when the task starts (stream ``bias_holdout``), at most half of a class's samples. No
-validation or test sample is ever used. a = exp(u) is found by minimising over u with L-BFGS on the held-out
-samples' scores (computed once; the scores of the new classes are linear in a), then applied to the columns.
+validation or test sample is ever used. The loss is convex in a (the new classes' scores are linear in it):
+:func:`fit_scale` finds a by bisection on its derivative, from the held-out samples' scores computed once,
+and it is then applied to the columns.
 The held-out samples stay in the buffer and in the task's data for later tasks; only this task skips them.
 
 Why not weight aligning (``plugin=align``, which scales the new columns to the old columns' mean *norm*):
@@ -65,26 +66,33 @@ def held_out(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> np
 
 
 def fit_scale(scores: Tensor, labels: Tensor, new: list[int], seen: list[int]) -> float:
-    """The factor a > 0 on the scores of classes ``new`` that minimises the mean cross-entropy over the
-    classes ``seen`` of ``scores`` [N, C] with ``labels`` [N]."""
+    """The factor a in [1/100, 100] on the scores of classes ``new`` that minimises the mean cross-entropy over
+    the classes ``seen`` of ``scores`` [N, C] with ``labels`` [N].
+
+    The new classes' logits are a * s, so the loss is convex in a and its derivative,
+    mean_i sum_{c new} (softmax_c - [y_i = c]) s_ic, grows with a: bisection (in log a) finds where it
+    changes sign, or stops at a bound (held-out scores that one factor separates perfectly push a without end;
+    1/100 .. 100 is far beyond any factor a score needs).
+    """
     s = scores[:, seen].double()
     target = torch.as_tensor([seen.index(int(y)) for y in labels.tolist()], device=s.device)
     is_new = torch.zeros(len(seen), dtype=torch.bool, device=s.device)
     is_new[[seen.index(c) for c in new]] = True
-    u = torch.zeros((), dtype=torch.float64, device=s.device, requires_grad=True)
-    optimizer = torch.optim.LBFGS([u], lr=1.0, max_iter=100, tolerance_grad=1e-10, tolerance_change=1e-12,
-                                  line_search_fn="strong_wolfe")
+    onehot = F.one_hot(target, len(seen)).double()
 
-    def closure() -> Tensor:
-        optimizer.zero_grad()
-        loss = F.cross_entropy(torch.where(is_new, s * u.exp(), s), target)
-        loss.backward()
-        return loss
+    def slope(log_a: float) -> float:
+        p = torch.softmax(torch.where(is_new, s * math.exp(log_a), s), dim=1)
+        return float(((p - onehot) * s)[:, is_new].sum(dim=1).mean())
 
-    optimizer.step(closure)
-    # Held-out scores that one factor separates perfectly drive u without bound; 1/100 .. 100 is far beyond
-    # any factor a score needs and keeps the column finite.
-    return float(u.detach().clamp(-LIMIT, LIMIT).exp())
+    low, high = -LIMIT, LIMIT
+    if slope(high) <= 0:
+        return math.exp(high)
+    if slope(low) >= 0:
+        return math.exp(low)
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if slope(mid) < 0 else (low, mid)
+    return math.exp((low + high) / 2)
 
 
 class BiasCorrection(Plugin):
@@ -142,8 +150,7 @@ class BiasCorrection(Plugin):
         parts = [(replay.source, self.held_buffer), (ctx.new, self.held_new)]
         scores = torch.cat([class_scores(ctx.model.from_latent(src.entry(idx), depth)) for src, idx in parts if len(idx)])
         labels = torch.cat([src.labels[torch.as_tensor(idx, device=src.labels.device)] for src, idx in parts if len(idx)])
-        with torch.inference_mode(False):
-            factor = fit_scale(scores.clone(), labels.clone(), new, sorted(set(old) | set(new)))
+        factor = fit_scale(scores, labels, new, sorted(set(old) | set(new)))
         ctx.model.scale_class_columns(new, factor)
         self.factors.append(factor)
 
