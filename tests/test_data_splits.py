@@ -137,3 +137,28 @@ def test_bad_protocol_and_empty_parts() -> None:
     with pytest.raises(ConfigError, match="task 'speaker 2' .* no train samples .*protocol=official"):
         _tasks(ds, "sample_incremental", protocol="official")
     assert len(_tasks(ds, "sample_incremental", protocol="merged")) == 2
+
+
+def test_progressive_split_on_some_speakers_only() -> None:
+    ds = _dataset()
+    tasks = Progressive(old_classes=[0, 1, 2], new_classes=[4, 3], speakers=[1, 3]).tasks(ds, Partition("merged", 0.2, 0.1), 0)
+    chosen = np.isin(ds.speakers, [1, 3])
+    for task, classes in zip(tasks, ([0, 1, 2], [4], [3])):
+        pool = np.flatnonzero(chosen & np.isin(ds.labels, classes))
+        parts = np.concatenate([task.train, task.val, task.test])
+        assert sorted(parts.tolist()) == pool.tolist()  # every sample of these speakers, no other
+    with pytest.raises(ConfigError, match=r"split.speakers=7 is not in the data set; its speakers are 0, 1, 2, 3"):
+        Progressive(old_classes=[0], new_classes=[1], speakers=[7]).check(ds)
+    assert Progressive(old_classes=[0], new_classes=[1], speakers=[2]).figures()["speakers"] == [2]
+
+
+def test_sample_incremental_learns_a_list_of_speakers_in_order() -> None:
+    ds = _dataset()
+    split = SampleIncremental(speaker=[3, 1])
+    tasks = split.tasks(ds, Partition("merged", 0.2), 0)
+    assert [t.name for t in tasks] == ["pretrain", "speaker 3", "speaker 1"] and split.per_task
+    for task, members in zip(tasks, (~np.isin(ds.speakers, [3, 1]), ds.speakers == 3, ds.speakers == 1)):
+        assert sorted(np.concatenate([task.train, task.val, task.test]).tolist()) == np.flatnonzero(members).tolist()
+    assert not SampleIncremental(speaker=2).per_task
+    with pytest.raises(ConfigError, match=r"split.speaker=9 is not in the data set"):
+        SampleIncremental(speaker=[1, 9]).check(ds)

@@ -54,7 +54,8 @@ def trained(names: tuple[str, str]) -> tuple[list[str], list[torch.Tensor]] | st
 
 
 def test_every_shipped_plugin_is_enumerated():
-    assert {"ewc", "si", "lwf", "align", "balanced_loss", "consolidation", "short_replay"} <= set(SHIPPED)
+    assert {"ewc", "si", "lwf", "align", "balanced_loss", "consolidation", "short_replay", "der", "er_ace", "gdumb",
+            "ncm", "bias"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("pair", list(itertools.combinations(SHIPPED, 2)), ids="+".join)

@@ -206,7 +206,7 @@ def hook_order(plugins: Mapping[str, Plugin], key: str) -> dict[str, Plugin]:
             for other_name, other in named:
                 if other is not plugin and isinstance(other, kind):
                     raise ConfigError(f"{label(name)} cannot run with {label(other_name)}; remove one of them")
-    replacing = [name for name, plugin in named if plugin.replaces_criterion]
+    replacing = sorted(name for name, plugin in named if plugin.replaces_criterion)  # the same line in any order
     if len(replacing) > 1:
         raise ConfigError(f"{label(replacing[0])} and {label(replacing[1])} both replace the loss; keep one")
 

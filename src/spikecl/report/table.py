@@ -40,7 +40,7 @@ COVERED_OVERRIDES = {
     "strategy.lr", "compression", "compression.ratio", "compression.codec", "plugin",
 }  # fmt: skip
 # Metrics shown in the tables (accuracies in percent), when present.
-ACCURACY_METRICS = ["acc_all", "gap_to_joint", "acc_old", "acc_new", "forgetting", "acc_new_mean", "bwt"]
+ACCURACY_METRICS = ["acc_all", "gap_to_joint", "acc_old", "acc_new", "forgetting", "acc_new_mean", "bwt", "fwt"]
 MEMORY_METRICS = ["buffer_bytes", "buffer_bytes_1bit"]
 # Activity of the final model, when the summary has it: firing rate per hidden layer, synaptic operations.
 RATE_METRIC = re.compile(r"^rate_l(\d+)$")

@@ -17,6 +17,9 @@ replay_noise        [seed, 5, task, epoch]       the noise of consolidation on r
 consolidation_order [seed, 6, task, epoch]       the class-balanced plan of a consolidation epoch
 reservoir           [seed, 7]                    the reservoir key of every data-set sample
 readout_columns     seed * 1000 + task (torch)   the fresh readout columns of new classes (the paper's stream)
+der_minibatch       [seed, 8, task]              DER++'s second buffer minibatch of every step of task ``task``
+gdumb_order         [seed, 9, task, epoch]       the minibatch order of an epoch of GDumb's training on the buffer
+bias_holdout        [seed, 10, task]             which samples bias correction holds out of task ``task``'s training
 ==================  ===========================  ==============================================================
 """
 
@@ -75,3 +78,18 @@ def reservoir(seed: int) -> np.random.Generator:
 def readout_columns(seed: int, task: int) -> torch.Generator:
     """A CPU torch generator for the readout columns of the classes ``task`` brings (the paper's stream)."""
     return torch.Generator().manual_seed(seed * 1000 + task)
+
+
+def der_minibatch(seed: int, task: int) -> np.random.Generator:
+    """The buffer samples of DER++'s cross-entropy term, one draw per minibatch of ``task``."""
+    return np.random.default_rng([seed, 8, task])
+
+
+def gdumb_order(seed: int, task: int, epoch: int) -> np.random.Generator:
+    """The minibatch order of epoch ``epoch`` of GDumb's training on the buffer after ``task``."""
+    return np.random.default_rng([seed, 9, task, epoch])
+
+
+def bias_holdout(seed: int, task: int) -> np.random.Generator:
+    """Which buffer and new samples bias correction keeps out of ``task``'s training to fit its correction on."""
+    return np.random.default_rng([seed, 10, task])

@@ -17,20 +17,34 @@ One module each:
   sleep phase of sleep-enhanced latent replay (:class:`Consolidation`);
 - :mod:`~spikecl.cl.plugins.short_replay`: replay of the stored activity at T / r steps without
   decompression, with adapted time constants (:class:`ShortTimeReplay`, Replay4NCL);
+- :mod:`~spikecl.cl.plugins.der`: DER++, replay that also distils the class scores stored with every buffer
+  sample (:class:`DER`);
+- :mod:`~spikecl.cl.plugins.er_ace`: ER-ACE's asymmetric cross-entropy (:class:`ERACE`);
+- :mod:`~spikecl.cl.plugins.gdumb`: GDumb, retraining from the initial state on the buffer alone after every
+  task (:class:`GDumb`);
+- :mod:`~spikecl.cl.plugins.ncm`: the nearest-class-mean classifier on the buffer, measured next to the
+  readout (:class:`NearestClassMean`);
+- :mod:`~spikecl.cl.plugins.bias`: a factor on the new classes' scores fitted on held-out samples
+  (:class:`BiasCorrection`);
 
 :mod:`~spikecl.cl.plugins.params` holds what several of them share.
 """
 
 from spikecl.cl.plugins.align import WeightAlign
 from spikecl.cl.plugins.balanced_loss import ClassBalancedLoss
+from spikecl.cl.plugins.bias import BiasCorrection
 from spikecl.cl.plugins.consolidation import Consolidation
+from spikecl.cl.plugins.der import DER
+from spikecl.cl.plugins.er_ace import ERACE
 from spikecl.cl.plugins.ewc import EWC
+from spikecl.cl.plugins.gdumb import GDumb
 from spikecl.cl.plugins.joint import JointTraining
 from spikecl.cl.plugins.lwf import LwF
+from spikecl.cl.plugins.ncm import NearestClassMean
 from spikecl.cl.plugins.readout import NewClassReadout
 from spikecl.cl.plugins.replay import Replay
 from spikecl.cl.plugins.short_replay import ShortTimeReplay
 from spikecl.cl.plugins.si import SI
 
 __all__ = ["EWC", "SI", "JointTraining", "LwF", "NewClassReadout", "Replay", "WeightAlign", "ClassBalancedLoss",
-           "Consolidation", "ShortTimeReplay"]
+           "Consolidation", "ShortTimeReplay", "DER", "ERACE", "GDumb", "NearestClassMean", "BiasCorrection"]

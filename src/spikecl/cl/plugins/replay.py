@@ -92,6 +92,15 @@ class Replay(Plugin):
         self.stored_tasks = max(self.stored_tasks, task)
         self.source = BufferSource(self.buffer, ctx.model, ctx.entry_depth, raw_input=self.stores == "raw")
 
+    def store_until(self, ctx: Context, task: int) -> None:
+        """Let the train samples of every task up to ``task`` join the buffer now, for a plugin that needs
+        them at the end of their task (GDumb, nearest class mean) rather than when the next one starts.
+        The buffer ends the same either way: the policy's choice depends on the task and the seed, and the
+        stored activity is the raw input or comes from the frozen layers below the depth."""
+        for t in range(self.stored_tasks, task + 1):
+            self._store_task(ctx, t)
+        self.stored_tasks = max(self.stored_tasks, task + 1)
+
     def before_epoch(self, ctx: Context, task: int, epoch: int) -> None:
         if self.source is None or len(self.source) == 0:
             return
