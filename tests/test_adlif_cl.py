@@ -12,10 +12,9 @@ import torch
 
 from spikecl.cl import Context, Strategy
 from spikecl.cl.compression import Compression
-from spikecl.cl.plugins import NewClassReadout, Replay
 from spikecl.data import ClassIncremental, Partition
 from spikecl.run import run
-from tests.factories import clustered_dataset
+from tests.factories import clustered_dataset, readout_plugin, replay_plugin
 from tests.model_config import make_model
 
 # adLIF at a scale that makes the tiny networks of these tests spike (see conf/model/adlif.yaml)
@@ -29,11 +28,12 @@ def make_ctx(seed=0, dropout=0.0):
     model = make_model("adlif", nb_inputs=24, hidden=[16, 12, 8], nb_outputs=4, weight_scale=12.0, readout_scale=1.0,
                        dropout=dropout)
     return Context(model=model, data=data, tasks=tasks, device=torch.device("cpu"),
-                   compression=Compression(1, "or_impulse", "sum_impulse"), seed=seed)
+                   compression=Compression(ratio=1, codec="or_impulse", input_codec="sum_impulse",
+                                               current_dtype="float32"), seed=seed)
 
 
 def strategy(stores: str, depth: int) -> Strategy:
-    plugins = {"readout": NewClassReadout(), "replay": Replay(stores, 16, 4, "class_balanced", "sequential")}
+    plugins = {"readout": readout_plugin(), "replay": replay_plugin(stores, capacity=16, growth=4)}
     return Strategy(name="test", latent_depth=depth, epochs=2, lr=1e-2, batch_size=8, plugins=plugins,
                     optimizer=partial(torch.optim.Adamax, lr=1e-2, betas=(0.9, 0.999)))
 
@@ -81,7 +81,7 @@ def test_checkpoints_keep_the_neurons_parameters_and_a_resumed_run_equals_the_wh
     cfg = compose_cfg(*ADLIF, "checkpoints=all")
     folder = tmp_path / "run"
     whole = run(cfg, folder)
-    state = torch.load(folder / "checkpoints" / "task1.pt", weights_only=False)
+    state = torch.load(folder / "checkpoints" / "task1.pt", weights_only=True)
     flat = json.dumps(sorted(_keys(state)))
     assert "neurons.0.alpha" in flat and "neurons.2.b" in flat
     for name in ("summary.json", "model.pt", "checkpoints/task2.pt"):

@@ -5,7 +5,8 @@ digits learned one at a time): 60 pretraining epochs (shared by every run throug
 the first three German digits, 5 epochs each. ``forgetting`` is the old classes' test accuracy before minus
 after. EWC, SI and LwF are added to naive fine-tuning (the same schedule); the replay variants are the default
 latent replay (depth 1, 1:2, mixed minibatches) with the balanced loss, the consolidation phase, or a buffer of
-fixed size. ``pytest -m slow tests/test_forgetting_methods.py -s`` prints the figures.
+fixed size; DER++, ER-ACE and GDumb are their strategies at the same budget, and the bias
+correction is added to latent replay. ``pytest -m slow tests/test_forgetting_methods.py -s`` prints the figures.
 
 EWC, SI and LwF do not forget less here, and are marked as expected failures (strict: a change that makes
 them pass shows up). Every task of this split holds one class, so without replay nothing ever pushes the
@@ -44,6 +45,10 @@ METHODS = {
     "replay+consolidation_buffer_alone": ["plugin=consolidation", f"{P}.consolidation.include_new=false"],
     "capacity_buffer_400": [f"{P}.replay.policy.capacity=400"],
     "capacity_buffer_200": [f"{P}.replay.policy.capacity=200"],
+    "der": ["strategy=der"],
+    "er_ace": ["strategy=er_ace"],
+    "gdumb": ["strategy=gdumb"],
+    "replay+bias": ["plugin=bias"],
 }
 REGULARISERS = ("ewc", "si", "lwf")
 AGAINST_NAIVE = [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason="no replay: see the module docstring"))

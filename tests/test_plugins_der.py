@@ -75,7 +75,7 @@ def test_the_second_minibatch_adds_beta_times_its_cross_entropy():
                   depth=1, pieces=[Piece(replay.source, np.array([0, 1]), True)])
     expected = 0.5 * torch.nn.functional.cross_entropy(class_scores(ctx.model.from_latent(z[drawn], 1)),
                                                        torch.tensor([0, 1, 2, 0])[drawn])
-    assert float(der.loss(ctx, batch, scores)) == pytest.approx(float(expected), rel=1e-6)
+    assert float(der.loss(ctx, batch, scores).detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
 
 
 def strategy(epochs=1, **plugins):
