@@ -151,7 +151,8 @@ def test_preset_composes(name: str) -> None:
 
 
 # Named grids; the named searches pick another sweeper (Optuna) and are tested in test_tuning.py.
-SEARCHES = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml") if "override /hydra/sweeper:" in p.read_text())
+SEARCHES = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml")
+                  if "override /hydra/sweeper:" in p.read_text() or re.search(r"^\s*- tune_", p.read_text(), re.M))
 SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml") if p.stem not in SEARCHES)
 
 
@@ -161,7 +162,7 @@ def test_named_sweeps_cover_the_testsuites() -> None:
 
 
 def test_every_named_search_is_tested() -> None:
-    assert SEARCHES == ["tune_progressive"]  # tests/test_tuning.py
+    assert SEARCHES == ["tune_der", "tune_progressive"]  # tests/test_tuning.py
 
 
 @pytest.mark.parametrize("name", SWEEPS)

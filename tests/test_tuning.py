@@ -154,25 +154,27 @@ def composed(*overrides: str):
 
 
 @needs_optuna
-def test_tune_progressive_is_a_seeded_optuna_search_over_existing_keys() -> None:
-    cfg = composed("sweep=tune_progressive")
+@pytest.mark.parametrize("search,own", [("tune_progressive", set()),
+                                        ("tune_der", {"strategy.plugins.der.alpha", "strategy.plugins.der.beta"})])
+def test_named_searches_are_seeded_optuna_searches_over_existing_keys(search, own) -> None:
+    cfg = composed(f"sweep={search}")
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_ == OPTUNA_TARGET and sweeper.direction == "maximize"
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.sampler.seed is not None
     assert sweeper.storage is None and cfg.hydra.mode.name == "MULTIRUN"
-    text = (ROOT / "conf" / "sweep" / "tune_progressive.yaml").read_text()
+    text = (ROOT / "conf" / "sweep" / f"{search}.yaml").read_text()
     assert f"{sweeper.n_trials} trials" in text  # the documented number
     # the replay capacity's key moves with the storage policies (issue 18): only the search's line names it
     capacity = [key for key in sweeper.params if key.startswith("strategy.plugins.replay.") and
                 key.endswith(".capacity")]  # fmt: skip
-    assert set(sweeper.params) == {"strategy.lr", "strategy.epochs", "strategy.latent_depth", *capacity}
+    assert set(sweeper.params) == {"strategy.lr", "strategy.epochs", "strategy.latent_depth", *capacity, *own}
     assert len(capacity) == 1
     parser = OverridesParser.create()
     for key, value in sweeper.params.items():
         assert parser.parse_override(f"{key}={value}").is_sweep_override(), key
         # every searched key exists in the job's config (a renamed key fails here, not after an hour of search)
         assert OmegaConf.select(cfg, key, default="missing") != "missing", key
-    assert cfg.hydra.sweep.dir == "outputs/multirun/tune_progressive"
+    assert cfg.hydra.sweep.dir == f"outputs/multirun/{search}"
 
 
 @needs_optuna
