@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from spikecl.cli import config_dir
@@ -14,6 +17,13 @@ TINY = ["dataset=shd", "model.hidden=[32,24,16]", "model.weight_scale=2.0", "pre
         "pretrain.batch_size=16", "progress=false", "plots=false"]
 # The replay plugin's settings, for strategies that have one.
 TINY_REPLAY = ["policy=growing", "strategy.plugins.replay.policy.capacity=16", "strategy.plugins.replay.policy.growth=4"]
+
+
+def pytest_configure(config):
+    # Under pytest-xdist (README: pytest -n auto) each worker is a process of its own: one torch thread per
+    # worker keeps the workers from oversubscribing the cores. Tests that need threads set them themselves.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

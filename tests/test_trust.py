@@ -21,6 +21,7 @@ from spikecl.errors import ConfigError, Interrupted, OutputError, TrainingDiverg
 from spikecl.experiment import Experiment
 from spikecl.run import run
 from spikecl.utils.locks import LockTimeout
+from spikecl.utils import interrupts
 from tests.conftest import TINY, TINY_REPLAY
 
 
@@ -98,6 +99,41 @@ def test_an_interrupt_says_how_to_resume_and_the_logger_files_survive_it(compose
     assert (folder / "scalars.csv").read_text() == (whole / "scalars.csv").read_text()
     rows = list(csv.DictReader((folder / "metrics.csv").open()))
     assert [r["accuracy"] for r in rows] == [r["accuracy"] for r in csv.DictReader((whole / "metrics.csv").open())]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped one, as meant
+def test_a_ctrl_c_that_a_finaliser_swallowed_still_stops_the_run_with_the_resume_line(compose_cfg, tmp_path,
+                                                                                       monkeypatch):
+    # SIGINT inside a finaliser (here: a generator closed by the garbage collector) is printed as "Exception
+    # ignored" and dropped by Python; the command line's handler records it and the loop acts on it
+    import gc
+    import signal
+
+    previous = signal.getsignal(signal.SIGINT)
+    interrupts.install()
+    learn = Strategy.learn
+
+    def pressed_in_a_finaliser(self, ctx, task):
+        if task == 2:
+            def closing():
+                try:
+                    yield
+                finally:
+                    signal.raise_signal(signal.SIGINT)
+            g = closing()
+            next(g)
+            del g  # closed here: its KeyboardInterrupt is printed and dropped
+            gc.collect()
+        learn(self, ctx, task)
+
+    monkeypatch.setattr(Strategy, "learn", pressed_in_a_finaliser)
+    try:
+        with pytest.raises(Interrupted, match=r"^interrupted; rerun the same command to resume after task 1 "):
+            run(compose_cfg(), tmp_path / "run")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        interrupts.clear()
+    assert not (tmp_path / "run" / "summary.json").exists()
 
 
 def test_a_rerun_with_another_config_sets_the_logger_files_aside(compose_cfg, tmp_path):

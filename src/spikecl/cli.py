@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from spikecl.errors import ConfigError, OutputError
 from spikecl.sweeps import register_resolvers
+from spikecl.utils import interrupts
 
 # Keys of earlier releases -> where they live now (CHANGELOG.md); an override of an old key says so.
 MOVED = {
@@ -85,4 +86,5 @@ def main() -> None:
     except (ConfigError, OutputError) as exc:
         print(exc, file=sys.stderr)
         sys.exit(1)
+    interrupts.install()
     app()

@@ -36,7 +36,7 @@ from spikecl.pretrained_cache import pretrained, pretraining_key
 from spikecl.report.joint import joint_figures, sibling_runs
 from spikecl.run_folder import RunFolder
 from spikecl.summary import human_summary, summary
-from spikecl.utils import streams
+from spikecl.utils import interrupts, streams
 from spikecl.utils.atomic import write_json, write_text
 from spikecl.utils.provenance import code_fingerprint, git_sha, versions
 
@@ -157,6 +157,7 @@ class Experiment:
                 self.checkpoint()
             return self.write_outputs()
         except KeyboardInterrupt:
+            interrupts.clear()
             raise Interrupted(f"interrupted; {self._resume_hint()}") from None
         except OSError as exc:
             if exc.filename is None or self.folder.path.resolve() not in Path(exc.filename).resolve().parents:

@@ -32,7 +32,7 @@ from spikecl.cl.plugin import Phase, Plugin
 from spikecl.cl.sources import task_source
 from spikecl.errors import ConfigError, TrainingDiverged
 from spikecl.models import class_scores
-from spikecl.utils import checks, streams
+from spikecl.utils import checks, interrupts, streams
 
 
 class Strategy:
@@ -126,6 +126,7 @@ class Strategy:
         ctx.model.train()
         total, seen = 0.0, 0  # a tensor on the device after the first step: reading it every step would sync a GPU
         for pieces in tqdm(batches, desc=desc, leave=False, disable=not ctx.progress):
+            interrupts.check()  # a Ctrl-C that a finaliser swallowed still stops the run here
             loss, n = self.train_step(ctx, task, pieces)
             total = total + loss * n
             seen += n
