@@ -9,6 +9,8 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from spikecl.cli import config_dir
+from spikecl.models.neurons import base
+from spikecl.models.sparse import Events
 from tests.factories import write_learnable_shd
 
 # Small, fast settings for end-to-end runs on the tiny data set.
@@ -48,3 +50,18 @@ def compose_cfg(tiny_root, tmp_path):
                                                 "hydra/sweeper=basic", *overrides])
 
     return make
+
+
+@pytest.fixture(params=["events", "dense", "mixed"])
+def products(request, monkeypatch):
+    """Force the event-driven products and recurrence everywhere they apply, or never, or switch the
+    recurrence between both from step to step."""
+    if request.param == "dense":
+        monkeypatch.setattr(Events, "MAX_DENSITY", -1.0)
+        monkeypatch.setattr(base, "EVENT_MIN_WIDTH", 10**9)
+        return request.param
+    monkeypatch.setattr(Events, "pay_off", classmethod(lambda cls, density, width: True))
+    monkeypatch.setattr(Events, "MAX_DENSITY", 1.0)
+    monkeypatch.setattr(base, "EVENT_MIN_WIDTH", 0)
+    monkeypatch.setattr(base, "EVENT_STEP_DENSITY", 1.0 if request.param == "events" else 0.1)
+    return request.param

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from spikecl.models import RSNN, class_scores
-from spikecl.models.neurons import LIF, base
+from spikecl.models.neurons import LIF
 from spikecl.models.neurons.lif import LIFRecurrence, lif_spikes
 from spikecl.models.readout import readout_kernel
 from spikecl.models.reference import reference_forward, reference_layer, reference_loss
@@ -180,21 +180,6 @@ def test_cuda_matches_cpu():
 
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-@pytest.fixture(params=["events", "dense", "mixed"])
-def products(request, monkeypatch):
-    """Force the event-driven products and recurrence everywhere they apply, or never, or switch the
-    recurrence between both from step to step."""
-    if request.param == "dense":
-        monkeypatch.setattr(Events, "MAX_DENSITY", -1.0)
-        monkeypatch.setattr(base, "EVENT_MIN_WIDTH", 10**9)
-        return request.param
-    monkeypatch.setattr(Events, "pay_off", classmethod(lambda cls, density, width: True))
-    monkeypatch.setattr(Events, "MAX_DENSITY", 1.0)
-    monkeypatch.setattr(base, "EVENT_MIN_WIDTH", 0)
-    monkeypatch.setattr(base, "EVENT_STEP_DENSITY", 1.0 if request.param == "events" else 0.1)
-    return request.param
 
 
 def _active_model_and_input(device, seed=0, batch=6, steps=30, recurrent=True):

@@ -12,10 +12,8 @@ import torch
 
 from spikecl.errors import ConfigError
 from spikecl.models import LIF, RSNN, AdLIF, class_scores
-from spikecl.models.neurons import base
 from spikecl.models.readout import LeakyReadout
 from spikecl.models.reference import reference_forward, reference_layer, reference_loss
-from spikecl.models.sparse import Events
 from tests.model_config import make_model
 
 
@@ -26,21 +24,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(params=["events", "dense", "mixed"])
-def products(request, monkeypatch):
-    """Force the event-driven products and recurrence everywhere they apply, or never, or switch the
-    recurrence between both from step to step."""
-    if request.param == "dense":
-        monkeypatch.setattr(Events, "MAX_DENSITY", -1.0)
-        monkeypatch.setattr(base, "EVENT_MIN_WIDTH", 10**9)
-        return request.param
-    monkeypatch.setattr(Events, "pay_off", classmethod(lambda cls, density, width: True))
-    monkeypatch.setattr(Events, "MAX_DENSITY", 1.0)
-    monkeypatch.setattr(base, "EVENT_MIN_WIDTH", 0)
-    monkeypatch.setattr(base, "EVENT_STEP_DENSITY", 1.0 if request.param == "events" else 0.1)
-    return request.param
 
 
 def adlif(width: int, **overrides) -> AdLIF:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from spikecl import plot

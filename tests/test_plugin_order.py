@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 from functools import partial
-from pathlib import Path
 
 import pytest
 import torch

@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikecl.cl.plugins.ewc import EWC
 from spikecl.models import class_scores
 from tests.factories import clustered_dataset, shipped_plugin
 from tests.model_config import make_model

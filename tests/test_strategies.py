@@ -11,7 +11,6 @@ import torch
 
 from spikecl.cl import Context, Plugin, Strategy
 from spikecl.cl.compression import Compression
-from spikecl.cl.plugins import Replay
 from spikecl.cl.plugins import replay as replay_module
 from spikecl.cl.plugins.replay import mix_in
 from spikecl.cl.sources import CachedLatents, RawSource

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import json
 import os
 import pickle
 import subprocess
@@ -14,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from spikecl.cl import Plugin, Strategy
 from spikecl.errors import ConfigError, Interrupted, OutputError, TrainingDiverged
