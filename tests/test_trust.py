@@ -281,6 +281,25 @@ def test_an_old_key_on_the_command_line_names_the_new_one(tmp_path):
         "(see CHANGELOG.md)"]
 
 
+def test_every_moved_key_is_refused_and_its_new_place_exists(tmp_path):
+    # each new place is a key (or a `group=option key` pair) of the composed config: a later rename fails here
+    from omegaconf import OmegaConf
+
+    import spikecl
+    from spikecl.cli import MOVED, check_overrides
+
+    for old, new in MOVED.items():
+        with pytest.raises(ConfigError, match=f"^{old} is a key of an earlier spikecl"):
+            check_overrides([f"{old}=1"])
+        for part in new.split(" and "):
+            words = part.split()
+            cfg = spikecl.compose([w for w in words if "=" in w])
+            key = words[-1]
+            if key.startswith("+") or key == "tuned":  # a key the user adds, a config group
+                continue
+            assert OmegaConf.select(cfg, key, default="absent") != "absent", key
+
+
 def test_ctrl_c_on_the_command_line_says_how_to_resume_in_one_line(tiny_root, tmp_path):
     import signal
     import time

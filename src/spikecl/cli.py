@@ -22,13 +22,18 @@ from spikecl.utils import interrupts
 MOVED = {
     "strategy.buffer_size": "strategy.plugins.replay.policy.capacity",                # 0.1
     "strategy.replay_per_new_class": "strategy.plugins.replay.policy.growth",        # 0.1
-    "strategy.selection": "strategy.plugins.replay.policy.selection",                # 0.1
+    "strategy.selection": "policy=growing +strategy.plugins.replay.policy.selection",  # 0.1
     "strategy.mix": "strategy.plugins.replay.mix",                                   # 0.1
     "strategy.plugins.replay.buffer_size": "strategy.plugins.replay.policy.capacity",          # 0.2
     "strategy.plugins.replay.replay_per_new_class": "strategy.plugins.replay.policy.growth",   # 0.2
-    "strategy.plugins.replay.selection": "strategy.plugins.replay.policy.selection",           # 0.2
+    "strategy.plugins.replay.selection": "policy=growing +strategy.plugins.replay.policy.selection",  # 0.2
     "strategy.plugins.replay.capacity": "policy=class_balanced strategy.plugins.replay.policy.capacity",  # 0.2
     "scenario": "tuned",                                                             # 0.2: the config group
+    "model.dt": "model.neuron.dt and model.readout.dt",                              # 0.2: neurons as parts
+    "model.tau_syn": "model.neuron.tau_syn and model.readout.tau_syn",               # 0.2
+    "model.tau_mem": "model.neuron.tau_mem and model.readout.tau_mem",               # 0.2
+    "model.threshold": "model.neuron.threshold",                                     # 0.2
+    "model.surrogate_scale": "model.neuron.surrogate_scale",                         # 0.2
 }
 # Flags with which Hydra only prints something: no run folder is made.
 PRINT_ONLY = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")
