@@ -132,6 +132,7 @@ PRESETS = {
     "progressive_compressed_latent_replay": ("progressive", "latent_replay", "1to5"),
     "progressive_headline_1to2": ("progressive", "latent_replay", "1to2"),
     "digits_progressive": ("progressive", "latent_replay", "1to2"),
+    "digits_progressive_adlif": ("progressive", "latent_replay", "1to2"),
 }
 
 
