@@ -4,8 +4,9 @@
 ``strategy=joint`` adds it and sets a continual phase that trains nothing). Before pretraining's first
 epoch it replaces ``ctx.new``, which the loop built from task 0's train portion, with a source over the
 union of the ``train`` portions of every task (never their validation or test parts), in task order. The
-pretraining schedule (epochs, optimiser, batch size) is kept, so joint costs ``len(tasks)`` times the
-samples of pretraining per epoch; every row of the accuracy matrix is then the joint model's accuracy.
+pretraining schedule (epochs, optimiser, batch size) is kept, so an epoch of joint costs the union's samples
+over pretraining's: about 2x for the progressive split's 10 + 10 classes (measured: 2.00x with its 11 tasks),
+not ``len(tasks)`` x; every row of the accuracy matrix is then the joint model's accuracy.
 """
 
 from __future__ import annotations
