@@ -5,7 +5,8 @@ strategies share the pretrained model (the pretraining cache), then learn two Ge
 ``forgetting`` is the old classes' test accuracy before minus after; latent replay (depth 1, 1:2, the
 default) must forget at least 0.1 less than naive fine-tuning, with either neuron type. Slow (about 1.5-4
 minutes per neuron type on a 2-core machine): ``pytest -m slow tests/test_neuron_forgetting.py -s`` prints the
-figures. Measured: adLIF old classes 0.764 before, forgetting 0.182 naive against 0.027 with latent replay.
+figures. Measured (0.3.0): adLIF old classes 0.745 before, forgetting 0.227 naive against 0.064 with latent
+replay; LIF 0.382 before, 0.382 against -0.064.
 """
 
 from __future__ import annotations
