@@ -16,7 +16,6 @@ Standard library and PyYAML only, as :mod:`spikecl.report.runs`. At run time::
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from spikecl.report.runs import RunFolder, is_run_folder, read_completed_summary
+from spikecl.report.runs import RunFolder, finite_number, is_run_folder, read_completed_summary
 
 JOINT = "joint"  # summary.json's "strategy" of a joint run (conf/strategy/joint.yaml)
 # summary.json fields that must be equal (when both runs have them).
@@ -118,7 +117,7 @@ def joint_figures(summary: Mapping[str, Any], candidates: Iterable[str | os.Path
 
 def compare(summary: Mapping[str, Any], joint: Mapping[str, Any], path: Path | None) -> JointReference:
     """A run's summary against a joint run's summary."""
-    acc, joint_acc = _number(summary.get("acc_all")), float(joint["acc_all"])
+    acc, joint_acc = finite_number(summary.get("acc_all")), float(joint["acc_all"])
     per_task = _last_row(joint)
     mine = _last_row(summary)
     gaps = None
@@ -218,16 +217,8 @@ def _equal(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _number(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 def _last_row(summary: Mapping[str, Any]) -> list[float] | None:
     matrix = summary.get("accuracy_matrix")
     if not isinstance(matrix, list) or not matrix or not isinstance(matrix[-1], list):
         return None
-    return [_number(v) for v in matrix[-1]]
+    return [finite_number(v) for v in matrix[-1]]

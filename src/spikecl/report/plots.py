@@ -40,7 +40,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
 
-from spikecl.report.runs import METRICS_FILE, RunFolder
+from spikecl.report.runs import METRICS_FILE, RunFolder, finite_number
 from spikecl.report.table import JOINT_LABEL, SYNOPS_METRIC, Setting, SplitSettings, human_bytes, si_number, \
     split_settings, unbounded
 from spikecl.utils.atomic import write_with
@@ -118,7 +118,7 @@ class _Plotted:
             return None
         by_path = {str(self.runs[i].path): i for i in self.frame.index}
         rows = [by_path.get(str(Path(p))) for p in paths]
-        values = [None if i is None else _number(self.frame.at[i, self.final]) if self.final in self.frame else None
+        values = [None if i is None or self.final not in self.frame else finite_number(self.frame.at[i, self.final])
                   for i in rows]
         if any(v is None for v in values):
             self.notes.append(f"no joint line for {self.label(setting)}: a matched joint run is not in this report "
@@ -510,14 +510,6 @@ def _describe(key: str, value: Any) -> str:
 
 def _sort_value(value: Any) -> Any:
     return "none" if _missing(value) else value
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _missing(value: Any) -> bool:

@@ -127,6 +127,15 @@ def _broken_figures(summary: dict[str, Any]) -> str | None:
     return None
 
 
+def finite_number(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (or a string of one), else None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _load_yaml(path: Path, default: Any = None) -> Any:
     """Parse a YAML file; a missing file gives ``default`` when one is given (else OSError)."""
     if default is not None and not path.is_file():
