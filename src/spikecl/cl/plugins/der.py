@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from spikecl.cl.context import Context
-from spikecl.cl.minibatch import Batch
+from spikecl.cl.minibatch import Batch, minibatches
 from spikecl.cl.plugin import Plugin
 from spikecl.cl.plugins.replay import Replay
 from spikecl.cl.plugins.short_replay import ShortTimeReplay
@@ -101,11 +101,9 @@ class DER(Plugin):
     @torch.inference_mode()
     def _scores_of(self, ctx: Context, ids: np.ndarray) -> Tensor:
         """float16 class scores [n, C] of data-set samples ``ids`` from their raw input, whole network."""
-        spikes, parts = ctx.data.spikes, []
-        for start in range(0, len(ids), 256):
-            x = spikes.csr(ids[start:start + 256], device=ctx.device)
-            parts.append(class_scores(ctx.model(x, spikes.nb_steps)).to(torch.float16))
-        return torch.cat(parts)
+        spikes = ctx.data.spikes
+        return torch.cat([class_scores(ctx.model(spikes.csr(b, device=ctx.device), spikes.nb_steps)).to(torch.float16)
+                          for b in minibatches(ids, 256)])
 
     def stored(self, sample_ids: np.ndarray) -> Tensor:
         """The stored scores [n, C] (float16) of data-set samples ``sample_ids``."""
